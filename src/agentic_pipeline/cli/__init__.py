@@ -1,0 +1,70 @@
+"""The ``agentic-pipeline`` command: a thin skin that parses, calls one operation, renders.
+
+Commands are imported lazily (``COMMANDS`` maps a name to ``module:attribute``) so that
+``agentic-pipeline --help`` does not import the embedding model, the MCP SDK or PDF libraries.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from agentic_pipeline import __version__
+
+#: command name -> "module:attribute" (relative to agentic_pipeline.cli); help shown without importing
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("core:init_cmd", "Create the database schema, or upgrade it to this version."),
+    "status": ("core:status_cmd", "Show one pipeline: state, time in state, stage history, errors, lease."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported only when invoked (or listed with --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        target, _short = COMMANDS[name]
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"agentic_pipeline.cli.{module_name}")
+        return getattr(module, attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="agentic-pipeline")
+@click.option("--db", envvar="AGENTIC_PIPELINE_DB", metavar="URL|PATH",
+              help="Database: a postgresql:// URL, a SQLite file path or sqlite:/// URL. "
+                   "Default: pipeline.db in the user data directory. [env: AGENTIC_PIPELINE_DB]")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
+    """Turn a folder of books (EPUB, PDF, text) into a searchable library, unattended.
+
+    \b
+    Quick start:
+      agentic-pipeline init
+      agentic-pipeline batch-queue ~/Books --recursive --execute
+      agentic-pipeline worker --until-empty
+      agentic-pipeline pending
+    """
+    from agentic_pipeline.cli.context import CliContext
+
+    ctx.obj = CliContext(db=db, debug=debug)
+    ctx.call_on_close(ctx.obj.close)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: one-line errors and meaningful exit codes."""
+    from agentic_pipeline.cli.context import run
+
+    sys.exit(run(cli, argv))

@@ -1,0 +1,106 @@
+"""What every command shares: opening the app once, rendering output and errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from agentic_pipeline import errors
+
+
+@dataclasses.dataclass
+class CliContext:
+    db: str | None = None
+    debug: bool = False
+    _app: Any = None
+
+    def settings(self):
+        from agentic_pipeline import config
+
+        return config.load({"db": self.db})
+
+    def app(self, *, check_schema: bool = True):
+        """The App for this invocation, opened on first use."""
+        if self._app is None:
+            from agentic_pipeline.app import App
+
+            self._app = App.open(self.settings(), check_schema=check_schema)
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    return str(value)
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+    """Print ``data`` as JSON for scripts, or through ``human`` for people."""
+    if as_json:
+        click.echo(json.dumps(data, default=json_default, indent=2, ensure_ascii=False))
+    else:
+        human(data)
+
+
+def console():
+    from rich.console import Console
+
+    return Console(highlight=False)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
+
+
+def actor_option(f):
+    from agentic_pipeline.audit.actions import default_human_actor
+
+    return click.option("--actor", default=default_human_actor, show_default="human:$USER",
+                        help="Who is doing this, recorded in the audit trail (kind:name).")(f)
+
+
+def run(group: click.Group, argv: list[str] | None) -> int:
+    """Invoke the CLI; render a ``PipelineError`` as one line (exit 2 for bad input, else 1)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        result = group.main(args=argv, prog_name="agentic-pipeline", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except errors.PipelineError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        return 2 if isinstance(exc, errors.InputError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into one line
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", err=True)
+        return 1
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,1 @@
+"""Storage: the schema, migrations, and the repositories (the only place SQL lives)."""

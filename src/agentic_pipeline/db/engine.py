@@ -1,0 +1,119 @@
+"""Opening the database: one ``Database`` per process, with each engine's transaction discipline.
+
+SQLite: WAL, ``foreign_keys=ON`` and a busy timeout on every connection; write transactions
+start with ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade, reads start
+``BEGIN DEFERRED`` and run beside the writer under WAL. PostgreSQL: psycopg 3, READ COMMITTED,
+row locks (``FOR UPDATE SKIP LOCKED``) and advisory locks where a decision must be serialised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from agentic_pipeline import errors
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """An engine plus the two ways in: ``write()`` and ``read()`` transactions."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.engine = _create_engine(url, echo=echo)
+        self.dialect = self.engine.dialect.name
+        self._pid = os.getpid()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        """A write transaction; commits on success, rolls back on any exception."""
+        self._after_fork()
+        with translate_errors(), self.engine.connect() as conn:
+            with conn.begin():
+                yield conn
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        """A read-only transaction (``BEGIN DEFERRED`` on SQLite: it does not block writers)."""
+        self._after_fork()
+        with translate_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="DEFERRED")
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def _after_fork(self) -> None:
+        # connections must never cross a fork: a child process gets a fresh pool
+        if os.getpid() != self._pid:
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+
+
+def _create_engine(url: str, *, echo: bool) -> sa.Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, echo=echo)
+    if url.startswith("postgresql"):
+        return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    raise errors.ConfigError(f"unsupported database URL {url!r}")
+
+
+def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise errors.ConfigError(f"cannot create the database directory for {path}: {exc}") from exc
+    engine = sa.create_engine(url, echo=echo, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Driver errors never escape the store: they become ``StoreError`` with the cause attached."""
+    try:
+        yield
+    except errors.PipelineError:
+        raise
+    except sa.exc.OperationalError as exc:
+        raise errors.StoreError(f"database error: {_first_line(exc)}") from exc
+    except sa.exc.IntegrityError as exc:
+        raise errors.StoreError(f"database refused the change: {_first_line(exc)}") from exc
+    except sa.exc.DBAPIError as exc:
+        raise errors.StoreError(f"database error: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: sa.exc.DBAPIError) -> str:
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]

@@ -1,0 +1,249 @@
+"""The pipeline repository: the only code that writes ``processing_pipelines.state``.
+
+Every state change is ``transition``: a compare-and-set on the expected state (and on the lease
+owner when a worker holds one) that writes the history row, and any audit entry, in the same
+transaction. A lost race raises ``StaleState`` or ``LeaseLost``; nothing is ever overwritten
+silently. ``claim_next`` hands out work in priority order with each engine's own primitive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from typing import Any, Iterable
+
+import sqlalchemy as sa
+
+from agentic_pipeline import errors
+from agentic_pipeline.audit import chain
+from agentic_pipeline.clock import Clock, SystemClock
+from agentic_pipeline.db import audit_store
+from agentic_pipeline.db.engine import Database
+from agentic_pipeline.db.schema import pipeline_state_history as history
+from agentic_pipeline.db.schema import processing_pipelines as pp
+from agentic_pipeline.pipeline import states
+from agentic_pipeline.pipeline.states import State
+
+#: pass as ``owner`` to skip the lease check (operator actions on waiting books)
+ANY_OWNER = object()
+_QUEUES = (State.DETECTED.value, State.APPROVED.value)
+_WORKING = tuple(s.value for s in states.WORKING)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pipeline:
+    """A snapshot of one ``processing_pipelines`` row."""
+
+    id: int
+    source_path: str
+    state: State
+    priority: int
+    base_priority: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    state_entered_at: dt.datetime
+    row: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["row"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @classmethod
+    def from_row(cls, row: sa.Row | dict[str, Any]) -> "Pipeline":
+        data = dict(row._mapping) if isinstance(row, sa.Row) else dict(row)
+        return cls(
+            id=data["id"], source_path=data["source_path"], state=State(data["state"]),
+            priority=data["priority"], base_priority=data["base_priority"], created_at=data["created_at"],
+            updated_at=data["updated_at"], state_entered_at=data["state_entered_at"], row=data,
+        )
+
+    def seconds_in_state(self, now: dt.datetime) -> float:
+        return (now - self.state_entered_at).total_seconds()
+
+
+def validate_priority(priority: int) -> int:
+    """Priority is an integer 1 (urgent) .. 10 (backfill); 5 is normal."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or not 1 <= priority <= 10:
+        raise errors.InputError(f"priority must be between 1 and 10 (got {priority!r})")
+    return priority
+
+
+class PipelineStore:
+    def __init__(self, db: Database, clock: Clock | None = None) -> None:
+        self.db = db
+        self.clock = clock or SystemClock()
+
+    # ----------------------------------------------------------------- reading
+    def get(self, pipeline_id: int, conn: sa.Connection | None = None) -> Pipeline:
+        if conn is not None:
+            return self._get(conn, pipeline_id)
+        with self.db.read() as c:
+            return self._get(c, pipeline_id)
+
+    def _get(self, conn: sa.Connection, pipeline_id: int, *, lock: bool = False) -> Pipeline:
+        query = sa.select(pp).where(pp.c.id == pipeline_id)
+        if lock and conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise errors.NotFound(f"no pipeline with id {pipeline_id}", hint="list them with `agentic-pipeline pending` or `health`")
+        return Pipeline.from_row(row)
+
+    def history(self, pipeline_id: int) -> list[dict[str, Any]]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(history).where(history.c.pipeline_id == pipeline_id).order_by(history.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    def count_by_state(self) -> dict[str, int]:
+        with self.db.read() as conn:
+            rows = conn.execute(sa.select(pp.c.state, sa.func.count()).group_by(pp.c.state))
+            return {state: n for state, n in rows}
+
+    # ----------------------------------------------------------------- creating
+    def create(self, *, source_path: str, actor: str, content_hash: str | None = None, priority: int = 5,
+               title: str | None = None, conn: sa.Connection | None = None) -> Pipeline:
+        """Queue a new pipeline in DETECTED, with its first history row."""
+        validate_priority(priority)
+        if conn is None:
+            with self.db.write() as c:
+                return self.create(source_path=source_path, actor=actor, content_hash=content_hash,
+                                   priority=priority, title=title, conn=c)
+        now = self.clock.now()
+        row = conn.execute(
+            pp.insert().values(
+                source_path=source_path, content_hash=content_hash, state=State.DETECTED.value, priority=priority,
+                base_priority=priority, created_at=now, updated_at=now, state_entered_at=now, queued_at=now,
+                title=title,
+            ).returning(*pp.c)
+        ).one()
+        conn.execute(history.insert().values(pipeline_id=row.id, from_state=None, to_state=State.DETECTED.value,
+                                             at=now, duration_seconds=None, actor=actor))
+        return Pipeline.from_row(row)
+
+    # ----------------------------------------------------------------- transitions
+    def transition(self, pipeline_id: int, to: State, *, expect: State, actor: str, owner: Any = ANY_OWNER,
+                   detail: dict[str, Any] | None = None, updates: dict[str, Any] | None = None,
+                   audit: chain.AuditEntry | None = None, conn: sa.Connection | None = None) -> Pipeline:
+        """Move ``pipeline_id`` from ``expect`` to ``to``; compare-and-set, history (and audit) in one transaction.
+
+        ``owner``: the worker that must hold a live lease (``ANY_OWNER`` skips the check, for
+        operator actions). ``updates``: other columns to set in the same statement.
+        """
+        to, expect = State(to), State(expect)
+        if not states.can_transition(expect, to):
+            raise errors.InvalidTransition(f"cannot move a pipeline from {expect.value} to {to.value}",
+                                           src=expect, dst=to)
+        if conn is None:
+            with self.db.write() as c:
+                return self._transition(c, pipeline_id, to, expect, actor, owner, detail, updates, audit)
+        return self._transition(conn, pipeline_id, to, expect, actor, owner, detail, updates, audit)
+
+    def _transition(self, conn, pipeline_id, to, expect, actor, owner, detail, updates, audit) -> Pipeline:
+        now = self.clock.now()
+        current = self._get(conn, pipeline_id, lock=True)
+        self._check_expected(current, expect, owner, now)
+        values = dict(updates or {})
+        values.update(state=to.value, updated_at=now, state_entered_at=now)
+        if to not in states.WORKING:
+            values.update(lease_owner=None, lease_expires_at=None)
+        if to is State.COMPLETE:
+            values["completed_at"] = now
+        if to in states.CLAIMABLE:
+            values.setdefault("queued_at", now)
+        where = [pp.c.id == pipeline_id, pp.c.state == expect.value]
+        if owner is not ANY_OWNER:
+            where += [pp.c.lease_owner == owner, pp.c.lease_expires_at >= now]
+        row = conn.execute(pp.update().where(*where).values(**values).returning(*pp.c)).first()
+        if row is None:  # changed between our read and our write (SQLite cannot get here: IMMEDIATE)
+            raise errors.StaleState(f"pipeline {pipeline_id} changed while moving it to {to.value}; try again")
+        spent = (now - current.state_entered_at).total_seconds()
+        conn.execute(history.insert().values(pipeline_id=pipeline_id, from_state=expect.value, to_state=to.value,
+                                             at=now, duration_seconds=max(spent, 0.0), actor=actor, detail=detail))
+        if audit is not None:
+            audit_store.append(conn, audit, now)
+        return Pipeline.from_row(row)
+
+    def _check_expected(self, current: Pipeline, expect: State, owner: Any, now: dt.datetime) -> None:
+        if current.state is not expect:
+            raise errors.StaleState(
+                f"pipeline {current.id} is {current.state.value}, not {expect.value}; it changed since you looked",
+                pipeline_id=current.id, actual=current.state, expected=expect,
+            )
+        if owner is ANY_OWNER:
+            return
+        lease_owner, expires = current.row["lease_owner"], current.row["lease_expires_at"]
+        if lease_owner != owner or expires is None or expires < now:
+            holder = lease_owner or "nobody"
+            raise errors.LeaseLost(f"worker {owner} no longer holds the lease on pipeline {current.id} "
+                                   f"(held by {holder})", pipeline_id=current.id, holder=lease_owner)
+
+    def update_fields(self, pipeline_id: int, *, expect: State, values: dict[str, Any], owner: Any = ANY_OWNER,
+                      audit: chain.AuditEntry | None = None, conn: sa.Connection | None = None) -> Pipeline:
+        """Change non-state columns (priority, results) with the same compare-and-set as ``transition``."""
+        if "state" in values:
+            raise errors.InvalidTransition("use transition() to change state")
+        if conn is None:
+            with self.db.write() as c:
+                return self.update_fields(pipeline_id, expect=expect, values=values, owner=owner, audit=audit, conn=c)
+        now = self.clock.now()
+        current = self._get(conn, pipeline_id, lock=True)
+        self._check_expected(current, State(expect), owner, now)
+        row = conn.execute(pp.update().where(pp.c.id == pipeline_id, pp.c.state == State(expect).value)
+                           .values(updated_at=now, **values).returning(*pp.c)).one()
+        if audit is not None:
+            audit_store.append(conn, audit, now)
+        return Pipeline.from_row(row)
+
+    # ----------------------------------------------------------------- leases
+    def claim_next(self, worker_id: str, *, lease_seconds: float, states_: Iterable[State] | None = None) -> Pipeline | None:
+        """Lease the next workable pipeline: priority ASC, created_at ASC, id ASC; None when idle.
+
+        Workable: DETECTED or APPROVED, NEEDS_RETRY whose next attempt is due, or a working
+        state whose lease is free or expired (released or orphaned work resumes where it was).
+        """
+        now = self.clock.now()
+        free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_expires_at < now)
+        workable = sa.or_(
+            pp.c.state.in_(_QUEUES),
+            sa.and_(pp.c.state == State.NEEDS_RETRY.value,
+                    sa.or_(pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)),
+            pp.c.state.in_(_WORKING),
+        )
+        conditions = [free, workable]
+        if states_ is not None:
+            conditions.append(pp.c.state.in_([State(s).value for s in states_]))
+        pick = (sa.select(pp.c.id).where(*conditions)
+                .order_by(pp.c.priority, pp.c.created_at, pp.c.id).limit(1))
+        with self.db.write() as conn:
+            if conn.dialect.name == "postgresql":
+                pick = pick.with_for_update(skip_locked=True)
+            row = conn.execute(
+                pp.update().where(pp.c.id == pick.scalar_subquery())
+                .values(lease_owner=worker_id, lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+                        last_heartbeat=now)
+                .returning(*pp.c)
+            ).first()
+        return Pipeline.from_row(row) if row is not None else None
+
+    def heartbeat(self, pipeline_id: int, worker_id: str, *, lease_seconds: float) -> dt.datetime:
+        """Extend the lease; ``LeaseLost`` when this worker no longer holds it."""
+        now = self.clock.now()
+        expires = now + dt.timedelta(seconds=lease_seconds)
+        with self.db.write() as conn:
+            done = conn.execute(
+                pp.update().where(pp.c.id == pipeline_id, pp.c.lease_owner == worker_id, pp.c.lease_expires_at >= now)
+                .values(lease_expires_at=expires, last_heartbeat=now)
+            ).rowcount
+        if not done:
+            raise errors.LeaseLost(f"worker {worker_id} lost the lease on pipeline {pipeline_id}", pipeline_id=pipeline_id)
+        return expires
+
+    def release(self, pipeline_id: int, worker_id: str) -> bool:
+        """Give the lease back so another worker can claim the book at once."""
+        with self.db.write() as conn:
+            return bool(conn.execute(
+                pp.update().where(pp.c.id == pipeline_id, pp.c.lease_owner == worker_id)
+                .values(lease_owner=None, lease_expires_at=None)
+            ).rowcount)

@@ -1,0 +1,239 @@
+"""The schema, in SQLAlchemy Core. Alembic migrations build exactly this (a test checks for drift).
+
+Table names follow the design so users can query them directly. States are stored as their
+lowercase names; times are ``UTCDateTime`` (timestamptz on PostgreSQL, epoch REAL on SQLite).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from agentic_pipeline.db.types import JSONDoc, UTCDateTime
+from agentic_pipeline.pipeline.states import State
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+_STATES = ", ".join(f"'{s.value}'" for s in State)
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # INTEGER PRIMARY KEY is the rowid on SQLite
+
+processing_pipelines = sa.Table(
+    "processing_pipelines",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("source_path", sa.Text, nullable=False),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("priority", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("base_priority", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("aging_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("book_type", sa.String(32)),
+    sa.Column("confidence", sa.Float),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("state_entered_at", UTCDateTime, nullable=False),
+    sa.Column("queued_at", UTCDateTime, nullable=False),
+    sa.Column("completed_at", UTCDateTime),
+    sa.Column("retry_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer),
+    sa.Column("retry_stage", sa.String(32)),
+    sa.Column("next_attempt_at", UTCDateTime),
+    sa.Column("auto_recovery_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_heartbeat", UTCDateTime),
+    sa.Column("lease_owner", sa.String(128)),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("error", sa.Text),
+    sa.Column("error_stage", sa.String(32)),
+    sa.Column("duplicate_of", sa.BigInteger, sa.ForeignKey("processing_pipelines.id", ondelete="SET NULL")),
+    sa.Column("book_id", sa.BigInteger),
+    sa.Column("title", sa.Text),
+    sa.Column("book_profile", JSONDoc),
+    sa.Column("strategy", JSONDoc),
+    sa.Column("validation_result", JSONDoc),
+    sa.Column("processing_result", JSONDoc),
+    sa.Column("approved_by", sa.String(128)),
+    sa.Column("approved_at", UTCDateTime),
+    sa.CheckConstraint("priority BETWEEN 1 AND 10", name="priority_range"),
+    sa.CheckConstraint("base_priority BETWEEN 1 AND 10", name="base_priority_range"),
+    sa.CheckConstraint(f"state IN ({_STATES})", name="state_valid"),
+    sa.CheckConstraint("confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="confidence_range"),
+)
+# claim order and batch filters
+sa.Index("ix_pipelines_claim", processing_pipelines.c.state, processing_pipelines.c.priority,
+         processing_pipelines.c.created_at, processing_pipelines.c.id)
+# the work queue: only rows a worker could claim, in claim order
+_CLAIMABLE_STATES = ("detected", "approved", "needs_retry", "hashing", "classifying",
+                     "selecting_strategy", "processing", "validating", "embedding")
+_CLAIMABLE_SQL = "state IN (" + ", ".join(f"'{s}'" for s in _CLAIMABLE_STATES) + ")"
+sa.Index("ix_pipelines_queue", processing_pipelines.c.priority, processing_pipelines.c.created_at,
+         processing_pipelines.c.id, sqlite_where=sa.text(_CLAIMABLE_SQL), postgresql_where=sa.text(_CLAIMABLE_SQL))
+sa.Index("ix_pipelines_hash", processing_pipelines.c.content_hash)
+sa.Index("ix_pipelines_type_conf", processing_pipelines.c.book_type, processing_pipelines.c.confidence)
+sa.Index("ix_pipelines_created", processing_pipelines.c.created_at)
+sa.Index("ix_pipelines_lease", processing_pipelines.c.lease_expires_at)
+
+pipeline_state_history = sa.Table(
+    "pipeline_state_history",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_id", sa.BigInteger,
+              sa.ForeignKey("processing_pipelines.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("from_state", sa.String(32)),
+    sa.Column("to_state", sa.String(32), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("duration_seconds", sa.Float),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("detail", JSONDoc),
+)
+sa.Index("ix_history_pipeline", pipeline_state_history.c.pipeline_id, pipeline_state_history.c.id)
+sa.Index("ix_history_to_at", pipeline_state_history.c.to_state, pipeline_state_history.c.at)
+
+approval_audit = sa.Table(
+    "approval_audit",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("book_id", sa.BigInteger),
+    sa.Column("pipeline_id", sa.BigInteger),  # no foreign key: the trail outlives its pipelines
+    sa.Column("action", sa.String(48), nullable=False),
+    sa.Column("actor", sa.String(160), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("before_state", JSONDoc),
+    sa.Column("after_state", JSONDoc),
+    sa.Column("filter_used", JSONDoc),
+    sa.Column("confidence_at_decision", sa.Float),
+    sa.Column("performed_at", UTCDateTime, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("entry_hash", sa.String(64), nullable=False),
+)
+sa.Index("ix_audit_performed", approval_audit.c.performed_at)
+sa.Index("ix_audit_actor", approval_audit.c.actor, approval_audit.c.performed_at)
+sa.Index("ix_audit_action", approval_audit.c.action, approval_audit.c.performed_at)
+sa.Index("ix_audit_book", approval_audit.c.book_id, approval_audit.c.performed_at)
+sa.Index("ix_audit_pipeline", approval_audit.c.pipeline_id, approval_audit.c.performed_at)
+
+#: ids that the retention path is allowed to delete in its own transaction (see audit/retention.py)
+audit_prune_grants = sa.Table(
+    "audit_prune_grants",
+    metadata,
+    sa.Column("audit_id", sa.BigInteger, primary_key=True, autoincrement=False),
+)
+
+state_duration_stats = sa.Table(
+    "state_duration_stats",
+    metadata,
+    sa.Column("state", sa.String(32), primary_key=True),
+    sa.Column("sample_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("median_seconds", sa.Float),
+    sa.Column("p95_seconds", sa.Float),
+    sa.Column("max_seconds", sa.Float),
+    sa.Column("last_history_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("sketch", JSONDoc),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+health_metrics = sa.Table(
+    "health_metrics",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("report", JSONDoc, nullable=False),
+    sa.Column("generated_at", UTCDateTime, nullable=False),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen", UTCDateTime, nullable=False),
+    sa.Column("stopped_at", UTCDateTime),
+    sa.Column("current_pipeline_id", sa.BigInteger),
+    sa.Column("completed_count", sa.Integer, nullable=False, server_default="0"),
+)
+
+#: periodic maintenance tasks: who leads them and when each last ran
+maintenance_tasks = sa.Table(
+    "maintenance_tasks",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(128)),
+    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("last_run_at", UTCDateTime),
+    sa.Column("last_result", JSONDoc),
+)
+
+autonomy_config = sa.Table(
+    "autonomy_config",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("mode", sa.String(16), nullable=False, server_default="supervised"),
+    sa.Column("thresholds", JSONDoc),
+    sa.Column("daily_cap", sa.Integer, nullable=False, server_default="50"),
+    sa.Column("escape_hatch_at", UTCDateTime),
+    sa.Column("escape_hatch_reason", sa.Text),
+    sa.Column("updated_at", UTCDateTime),
+    sa.Column("updated_by", sa.String(160)),
+    sa.CheckConstraint("mode IN ('supervised', 'partial', 'confident')", name="mode_valid"),
+)
+
+autonomy_daily = sa.Table(
+    "autonomy_daily",
+    metadata,
+    sa.Column("day", sa.String(10), primary_key=True),  # YYYY-MM-DD in UTC
+    sa.Column("auto_approvals", sa.Integer, nullable=False, server_default="0"),
+)
+
+books = sa.Table(
+    "books",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_id", sa.BigInteger,
+              sa.ForeignKey("processing_pipelines.id", ondelete="SET NULL"), unique=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("title", sa.Text),
+    sa.Column("authors", JSONDoc),
+    sa.Column("language", sa.String(16)),
+    sa.Column("book_type", sa.String(32)),
+    sa.Column("source_path", sa.Text, nullable=False),
+    sa.Column("word_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("chapter_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("metadata", JSONDoc),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+chapters = sa.Table(
+    "chapters",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("book_id", sa.BigInteger, sa.ForeignKey("books.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("chapter_index", sa.Integer, nullable=False),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("word_count", sa.Integer, nullable=False),
+    sa.UniqueConstraint("book_id", "chapter_index"),
+)
+
+chunks = sa.Table(
+    "chunks",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("book_id", sa.BigInteger, sa.ForeignKey("books.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("chapter_id", sa.BigInteger, sa.ForeignKey("chapters.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("ordinal", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("token_count", sa.Integer, nullable=False),
+    sa.Column("embedding", sa.LargeBinary),
+    sa.Column("embedding_model", sa.String(128)),
+    sa.Column("embedding_dim", sa.Integer),
+    sa.UniqueConstraint("book_id", "ordinal"),
+)
+sa.Index("ix_chunks_chapter", chunks.c.chapter_id)

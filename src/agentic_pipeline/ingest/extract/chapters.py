@@ -1,0 +1,121 @@
+"""Pure helpers that turn extracted text and cut points into chapters.
+
+Every format reduces to the same shape: one normalized text plus cut points (offset, title).
+Slicing the one text guarantees the chapters hold exactly what the source held, so the
+coverage check in validation measures the reader, not the splitter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from agentic_pipeline.ingest import model, text_stats
+
+#: a part with fewer words than this is folded into its neighbour (title pages, dividers)
+MIN_WORDS = 40
+FRONT_TITLE = "Front matter"
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufeff]")
+_SPACE_BEFORE_NL = re.compile(r"[ \t]+\n")
+_MANY_NL = re.compile(r"\n{3,}")
+_WS = re.compile(r"\s+")
+
+Part = tuple[str, str]  # (title, text)
+
+
+def normalize(text: str) -> str:
+    """Unify line ends, drop control characters and PDF soft-hyphen marks, squeeze blank lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "").replace("\u00ad", "")
+    text = _CONTROL.sub("", text)
+    text = _SPACE_BEFORE_NL.sub("\n", text)
+    return _MANY_NL.sub("\n\n", text).strip()
+
+
+def clean_title(title: str | None, limit: int = 200) -> str:
+    """One-line title: whitespace collapsed, control characters dropped, length bounded."""
+    if not title:
+        return ""
+    return _WS.sub(" ", _CONTROL.sub("", title)).strip()[:limit]
+
+
+def split_at(text: str, cuts: Iterable[tuple[int, str]], front_title: str = FRONT_TITLE) -> list[Part]:
+    """Slice ``text`` at the cut offsets; text before the first cut becomes a front-matter part."""
+    ordered = sorted({off: title for off, title in cuts}.items())
+    parts: list[Part] = []
+    start, title = 0, front_title
+    for offset, next_title in ordered:
+        offset = max(0, min(offset, len(text)))
+        if offset > start or (offset == start and start == 0):
+            parts.append((title, text[start:offset]))
+            start = offset
+        title = next_title
+    parts.append((title, text[start:]))
+    return parts
+
+
+def merge_small(parts: Sequence[Part], min_words: int = MIN_WORDS) -> list[Part]:
+    """Drop empty parts and fold tiny ones into the next part (the last one into its predecessor).
+
+    A tiny part before a real chapter is usually a cover, title page or part divider: its words
+    are kept, the real chapter's title wins.
+    """
+    kept = [(t, x.strip()) for t, x in parts if x.strip()]
+    merged: list[Part] = []
+    carry = ""
+    for title, text in kept:
+        text = f"{carry}\n\n{text}" if carry else text
+        if text_stats.count_words(text) < min_words:
+            carry = text
+            continue
+        merged.append((title, text))
+        carry = ""
+    if carry:
+        if merged:
+            title, text = merged.pop()
+            merged.append((title, f"{text}\n\n{carry}"))
+        else:
+            merged.append((kept[-1][0] if kept else FRONT_TITLE, carry))
+    return merged
+
+
+def build(parts: Sequence[Part], min_words: int = MIN_WORDS) -> tuple[model.Chapter, ...]:
+    """Chapters from parts: tiny ones merged, titles cleaned, untitled ones named "Section N"."""
+    chapters = []
+    for i, (title, text) in enumerate(merge_small(parts, min_words)):
+        title = clean_title(title) or first_line(text) or f"Section {i + 1}"
+        chapters.append(model.Chapter(index=i, title=title, text=text))
+    return tuple(chapters)
+
+
+def first_line(text: str, limit: int = 120) -> str:
+    """The first non-blank line, if short enough to serve as a title."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return clean_title(line) if len(line) <= limit else ""
+    return ""
+
+
+def pick_level(levels: Iterable[int]) -> int | None:
+    """The shallowest heading level that occurs at least twice (a lone top entry is the book title)."""
+    counts = Counter(levels)
+    for level in sorted(counts):
+        if counts[level] >= 2:
+            return level
+    return None
+
+
+def size_cuts(text: str, target_words: int = 5000, label: str = "Part") -> list[tuple[int, str]]:
+    """Cut points at paragraph breaks roughly every ``target_words`` words, for unstructured text."""
+    cuts: list[tuple[int, str]] = []
+    words = 0
+    pos = 0
+    for para in re.finditer(r"\n\s*\n", text):
+        words += text_stats.count_words(text[pos : para.start()])
+        pos = para.end()
+        if words >= target_words:
+            cuts.append((pos, f"{label} {len(cuts) + 2}"))
+            words = 0
+    return cuts

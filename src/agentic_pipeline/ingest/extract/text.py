@@ -1,0 +1,99 @@
+"""Plain text, Markdown and HTML: cheap readers that split on headings.
+
+Headings: Markdown ``#`` lines, underlined titles (``===``, ``---``, ``***``... as Markdown
+setext and reStructuredText/Sphinx text output use), "Chapter N" lines, and HTML h1/h2.
+The shallowest heading level that occurs at least twice becomes the chapter level; a lone
+top heading is the book's title. Text without headings is cut at paragraph breaks every
+~5,000 words.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from agentic_pipeline.ingest import model, text_stats
+from agentic_pipeline.ingest.extract import chapters, html, quality
+from agentic_pipeline.ingest.extract.limits import Limits
+
+_ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_UNDERLINE = re.compile(r"^([=\-*~^+#])\1{2,}\s*$")
+_CHAPTER = re.compile(r"^(?:chapter|book|part|kapitel|chapitre|capítulo|глава)\s+(?:[0-9]+|[IVXLCDM]+)\b.{0,80}$", re.I)
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_H_TAG = re.compile(r"<h([1-3])\b", re.I)
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
+_HTML_LANG = re.compile(r"<html\b[^>]*?\blang\s*=\s*[\"']([A-Za-z-]+)[\"']", re.I)
+
+
+def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedBook:
+    """Read a text-like file already sniffed as "text", "markdown" or "html"."""
+    markup_or_text = html.decode(data)
+    if kind == "html":
+        return _read_html(path, markup_or_text, limits)
+    text = chapters.normalize(markup_or_text)
+    quality.check_garbage(text, path, limits.max_garbage_ratio)
+    headings = find_headings(text)
+    level = chapters.pick_level(lvl for _, lvl, _ in headings)
+    if level is not None:
+        cuts = [(off, title) for off, lvl, title in headings if lvl == level]
+        parts, method = chapters.split_at(text, cuts), "headings"
+    else:
+        parts, method = chapters.split_at(text, chapters.size_cuts(text), "Part 1"), "single"
+    title = next((t for _, lvl, t in headings if lvl <= (level or 1)), None) or chapters.first_line(text)
+    return _book(path, kind, title, None, parts, text_stats.count_words(text), method)
+
+
+def find_headings(text: str) -> list[tuple[int, int, str]]:
+    """(offset of the heading line, level, title) for every heading in normalized text."""
+    found: list[tuple[int, int, str]] = []
+    styles: dict[str, int] = {}
+    offset, prev, prev_offset, fenced = 0, "", 0, False
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if _FENCE.match(line):
+            fenced = not fenced
+        elif not fenced:
+            heading = _heading(stripped, prev, styles)
+            if heading is not None:
+                at = prev_offset if heading[2] else offset
+                found.append((at, heading[0], heading[1]))
+        prev, prev_offset = stripped, offset
+        offset += len(line) + 1
+    return found
+
+
+def _heading(line: str, prev: str, styles: dict[str, int]) -> tuple[int, str, bool] | None:
+    """(level, title, on_previous_line) when ``line`` is, or completes, a heading."""
+    if atx := _ATX.match(line):
+        return len(atx.group(1)), atx.group(2), False
+    if _UNDERLINE.match(line) and prev and not _UNDERLINE.match(prev) and len(prev) <= 120:
+        if len(line) >= 0.5 * len(prev):
+            level = 10 + styles.setdefault(line[0], len(styles))
+            return level, prev, True
+    if _CHAPTER.match(line):
+        return 10 + styles.setdefault("chapter", len(styles)), line, False
+    return None
+
+
+def _read_html(path: Path, markup: str, limits: Limits) -> model.ExtractedBook:
+    level = chapters.pick_level(int(m.group(1)) for m in _H_TAG.finditer(markup))
+    marked = html.mark_tags(markup, [f"h{level}"]) if level else markup
+    text, heading = html.to_text(marked)
+    text = chapters.normalize(text)
+    plain = text.replace(html.MARK, "")
+    quality.check_garbage(plain, path, limits.max_garbage_ratio)
+    segments = text.split(html.MARK)
+    parts = [(chapters.FRONT_TITLE, segments[0])] + [(chapters.first_line(s), s) for s in segments[1:]]
+    title_match = _HTML_TITLE.search(markup)
+    title = chapters.clean_title(html.to_text(title_match.group(1))[0]) if title_match else heading
+    lang = _HTML_LANG.search(markup[:4000])
+    method = "headings" if level else "single"
+    return _book(path, "html", title or heading, lang and lang.group(1), parts, text_stats.count_words(plain), method)
+
+
+def _book(path, fmt, title, language, parts, source_words, method) -> model.ExtractedBook:
+    built = chapters.build(parts)
+    if len(built) <= 1:
+        method = "single"
+    meta = model.Metadata(title=chapters.clean_title(title) or path.stem, language=language, format=fmt, page_count=1)
+    return model.ExtractedBook(metadata=meta, chapters=built, source_word_count=source_words, split_method=method)
