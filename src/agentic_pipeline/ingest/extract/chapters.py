@@ -80,11 +80,14 @@ def merge_small(parts: Sequence[Part], min_words: int = MIN_WORDS) -> list[Part]
     return merged
 
 
-def build(parts: Sequence[Part], min_words: int = MIN_WORDS) -> tuple[model.Chapter, ...]:
-    """Chapters from parts: tiny ones merged, titles cleaned, untitled ones named "Section N"."""
+def build(parts: Sequence[Part], min_words: int = MIN_WORDS, *, line_titles: bool = True) -> tuple[model.Chapter, ...]:
+    """Chapters from parts: tiny ones merged, titles cleaned, untitled ones named "Section N".
+
+    With ``line_titles`` an untitled part is first named after its first line, if short.
+    """
     chapters = []
     for i, (title, text) in enumerate(merge_small(parts, min_words)):
-        title = clean_title(title) or first_line(text) or f"Section {i + 1}"
+        title = clean_title(title) or (first_line(text) if line_titles else "") or f"Section {i + 1}"
         chapters.append(model.Chapter(index=i, title=title, text=text))
     return tuple(chapters)
 

@@ -50,21 +50,25 @@ def decode(data: bytes) -> str:
     return data.decode("cp1252", errors="replace")
 
 
-def mark_ids(markup: str, ids: Iterable[str]) -> str:
-    """Put ``MARK`` before the start tag of each element whose id is in ``ids``."""
-    wanted = [i for i in ids if i]
+def mark_ids(markup: str, ids: Iterable[str]) -> tuple[str, list[str]]:
+    """Put ``MARK`` before the start tag of each element whose id is in ``ids``.
+
+    Returns the marked markup and the ids in the order their marks appear in it.
+    """
+    wanted = sorted({i for i in ids if i}, key=len, reverse=True)
     if not wanted:
-        return markup
+        return markup, []
     pattern = re.compile(r"""\sid\s*=\s*["'](%s)["']""" % "|".join(re.escape(i) for i in wanted))
-    pieces, last = [], 0
+    pieces, order, last = [], [], 0
     for match in pattern.finditer(markup):
         tag_start = markup.rfind("<", last, match.start())
-        if tag_start < 0:
+        if tag_start < 0 or match.group(1) in order:
             continue
         pieces.append(markup[last:tag_start] + MARK)
+        order.append(match.group(1))
         last = tag_start
     pieces.append(markup[last:])
-    return "".join(pieces)
+    return "".join(pieces), order
 
 
 def mark_tags(markup: str, tags: Iterable[str]) -> str:

@@ -32,7 +32,7 @@ def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedB
         return _read_html(path, markup_or_text, limits)
     text = chapters.normalize(markup_or_text)
     quality.check_garbage(text, path, limits.max_garbage_ratio)
-    headings = find_headings(text)
+    headings = find_headings(text, markdown=kind == "markdown")
     level = chapters.pick_level(lvl for _, lvl, _ in headings)
     if level is not None:
         cuts = [(off, title) for off, lvl, title in headings if lvl == level]
@@ -43,17 +43,21 @@ def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedB
     return _book(path, kind, title, None, parts, text_stats.count_words(text), method)
 
 
-def find_headings(text: str) -> list[tuple[int, int, str]]:
-    """(offset of the heading line, level, title) for every heading in normalized text."""
+def find_headings(text: str, *, markdown: bool = False) -> list[tuple[int, int, str]]:
+    """(offset of the heading line, level, title) for every heading in normalized text.
+
+    ``#`` headings and ``` / ~~~ code fences count only in Markdown: in plain text "#" starts
+    shell comments and "~~~" underlines titles.
+    """
     found: list[tuple[int, int, str]] = []
     styles: dict[str, int] = {}
     offset, prev, prev_offset, fenced = 0, "", 0, False
     for line in text.split("\n"):
         stripped = line.strip()
-        if _FENCE.match(line):
+        if markdown and _FENCE.match(line):
             fenced = not fenced
         elif not fenced:
-            heading = _heading(stripped, prev, styles)
+            heading = _heading(stripped, prev, styles, markdown)
             if heading is not None:
                 at = prev_offset if heading[2] else offset
                 found.append((at, heading[0], heading[1]))
@@ -62,9 +66,9 @@ def find_headings(text: str) -> list[tuple[int, int, str]]:
     return found
 
 
-def _heading(line: str, prev: str, styles: dict[str, int]) -> tuple[int, str, bool] | None:
+def _heading(line: str, prev: str, styles: dict[str, int], markdown: bool) -> tuple[int, str, bool] | None:
     """(level, title, on_previous_line) when ``line`` is, or completes, a heading."""
-    if atx := _ATX.match(line):
+    if markdown and (atx := _ATX.match(line)):
         return len(atx.group(1)), atx.group(2), False
     if _UNDERLINE.match(line) and prev and not _UNDERLINE.match(prev) and len(prev) <= 120:
         if len(line) >= 0.5 * len(prev):

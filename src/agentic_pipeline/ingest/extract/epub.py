@@ -1,0 +1,225 @@
+"""EPUB 2/3 extraction over zipfile + lxml (package) + selectolax (XHTML text).
+
+Built to survive what real files do: ``#fragment`` spine hrefs and several spine entries
+pointing at one file (deduplicated), manifest items absent from the zip (skipped with a
+warning), ``mimetype`` not first or with a trailing CRLF, non-ASCII entry names stored
+without the UTF-8 flag. One chapter per spine document, titled from the nav document or
+NCX, else from its first heading, else "Section N"; a document the table of contents splits
+at several anchors is cut there; tiny documents (cover, title page) fold into the next one.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+import zipfile
+import zlib
+from pathlib import Path
+
+from agentic_pipeline import errors
+from agentic_pipeline.ingest import model, text_stats
+from agentic_pipeline.ingest.extract import chapters, epub_package, html, quality
+from agentic_pipeline.ingest.extract.limits import Limits
+
+_XHTML_TYPES = ("application/xhtml+xml", "text/html", "application/xml", "text/xml", "")
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, KeyError, ValueError, NotImplementedError)
+
+
+class _Archive:
+    """A zip archive whose entries are found by their normalized, decoded names."""
+
+    def __init__(self, path: Path, limits: Limits) -> None:
+        self.path = path
+        try:
+            self.zip = zipfile.ZipFile(path)
+            infos = self.zip.infolist()
+        except _READ_ERRORS as exc:
+            raise errors.CorruptFile(f"corrupt or unreadable EPUB: {path.name}: {exc}", path=str(path)) from exc
+        unpacked = sum(info.file_size for info in infos)
+        if unpacked > limits.max_unpacked:
+            self.zip.close()
+            raise errors.BookTooLarge(
+                f"the book exceeds the configured size limits: {path.name} unpacks to {unpacked:,} bytes "
+                f"(limit {limits.max_unpacked:,}; a zip bomb?)",
+                path=str(path),
+            )
+        self.names = {_key(_decoded_name(info)): info for info in infos}
+        self.folded = {key.casefold(): info for key, info in self.names.items()}
+
+    def find(self, name: str) -> zipfile.ZipInfo | None:
+        key = _key(name)
+        return self.names.get(key) or self.folded.get(key.casefold())
+
+    def read(self, name: str) -> bytes | None:
+        """Bytes of an entry; None if it is absent. Damaged entries raise CorruptFile."""
+        info = self.find(name)
+        if info is None:
+            return None
+        try:
+            return self.zip.read(info)
+        except _READ_ERRORS as exc:
+            raise errors.CorruptFile(
+                f"corrupt or unreadable EPUB: {self.path.name}: entry {name}: {exc}", path=str(self.path)
+            ) from exc
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def read(path: Path, limits: Limits) -> model.ExtractedBook:
+    """Extract an EPUB (a zip the sniffer found); UnsupportedFormat if the zip is no EPUB."""
+    archive = _Archive(path, limits)
+    try:
+        return _extract(archive, limits)
+    finally:
+        archive.close()
+
+
+def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
+    path = archive.path
+    warnings: list[str] = []
+    _check_mimetype(archive, warnings)
+    opf_path, package = _package(archive)
+    toc = _toc(archive, package)
+    docs = _spine_documents(archive, package, warnings)
+    parts, texts = [], []
+    for doc_path in docs:
+        doc_parts, doc_text = _document_parts(archive, doc_path, toc, warnings)
+        parts.extend(doc_parts)
+        texts.append(doc_text)
+    full_text = "\n\n".join(texts)
+    source_words = text_stats.count_words(full_text)
+    if source_words == 0:
+        raise errors.NoTextLayer(f"no text layer: {path.name} holds no text (images only?)", path=str(path))
+    quality.check_garbage(full_text, path, limits.max_garbage_ratio)
+    built = chapters.build(parts, line_titles=False)
+    meta = model.Metadata(
+        title=chapters.clean_title(package.title) or path.stem,
+        authors=package.authors,
+        language=package.language,
+        identifiers=package.identifiers,
+        format="epub",
+        page_count=len(package.spine),
+    )
+    method = ("nav" if toc.kind == "nav" else "ncx" if toc.kind == "ncx" else "spine") if len(built) > 1 else "single"
+    return model.ExtractedBook(meta, built, source_words, tuple(warnings), method)
+
+
+def _check_mimetype(archive: _Archive, warnings: list[str]) -> None:
+    data = archive.read("mimetype")
+    if data is None:
+        warnings.append("no mimetype entry")
+    elif data.strip() != b"application/epub+zip":
+        warnings.append(f"unexpected mimetype {data.strip()[:60]!r}")
+
+
+def _package(archive: _Archive) -> tuple[str, epub_package.Package]:
+    container = archive.read("META-INF/container.xml")
+    opf_path = epub_package.rootfile(container) if container else None
+    if opf_path is None or archive.find(opf_path) is None:
+        opf_path = next((n for n in archive.names if n.lower().endswith(".opf")), None)
+    if opf_path is None:
+        raise errors.UnsupportedFormat(
+            f"unsupported format: {archive.path.name} is a zip archive but not an EPUB "
+            "(no META-INF/container.xml and no .opf package)",
+            path=str(archive.path),
+        )
+    package = epub_package.parse_opf(archive.read(opf_path) or b"", opf_path)
+    if package is None:
+        raise errors.CorruptFile(
+            f"corrupt or unreadable EPUB: {archive.path.name}: the OPF package {opf_path} does not parse",
+            path=str(archive.path),
+        )
+    return opf_path, package
+
+
+class _Toc:
+    """Table of contents entries at the chapter level, indexed by document."""
+
+    def __init__(self, kind: str, entries: list[epub_package.TocEntry]) -> None:
+        self.kind = kind
+        self.level = chapters.pick_level(e[0] for e in entries)
+        self.title_of: dict[str, str] = {}
+        self.anchors: dict[str, list[tuple[str, str]]] = {}
+        for level, title, doc, fragment in sorted(entries, key=lambda e: e[0]):
+            self.title_of.setdefault(_key(doc), title)
+            if level == self.level:
+                self.anchors.setdefault(_key(doc), []).append((fragment, title))
+
+
+def _toc(archive: _Archive, package: epub_package.Package) -> _Toc:
+    """Entries from the EPUB 3 nav document, else the NCX; a broken one is ignored."""
+    for item in package.manifest.values():
+        if "nav" in item.properties.split():
+            entries = epub_package.parse_nav(archive.read(item.path) or b"", item.path)
+            if entries:
+                return _Toc("nav", entries)
+    ncx = package.manifest.get(package.ncx_id or "") or next(
+        (i for i in package.manifest.values() if i.media_type == "application/x-dtbncx+xml"), None
+    )
+    if ncx is not None:
+        entries = epub_package.parse_ncx(archive.read(ncx.path) or b"", ncx.path)
+        if entries:
+            return _Toc("ncx", entries)
+    return _Toc("spine", [])
+
+
+def _spine_documents(archive: _Archive, package: epub_package.Package, warnings: list[str]) -> list[str]:
+    """Distinct spine documents in reading order; absent or non-text ones dropped with a warning."""
+    docs: list[str] = []
+    seen: set[str] = set()
+    missing: list[str] = []
+    for idref in package.spine:
+        item = package.manifest.get(idref)
+        if item is None:
+            missing.append(f"id {idref}")
+            continue
+        key = _key(item.path)
+        if key in seen or item.media_type not in _XHTML_TYPES and not item.media_type.endswith("html"):
+            continue
+        seen.add(key)
+        if archive.find(item.path) is None:
+            missing.append(item.path)
+            continue
+        docs.append(item.path)
+    if missing:
+        warnings.append(f"{len(missing)} spine item(s) missing from the archive, skipped: {', '.join(missing[:10])}")
+    if not docs:
+        raise errors.CorruptFile(
+            f"corrupt or unreadable EPUB: {archive.path.name}: no readable document in the spine",
+            path=str(archive.path),
+        )
+    return docs
+
+
+def _document_parts(archive: _Archive, doc: str, toc: _Toc, warnings: list[str]) -> tuple[list[chapters.Part], str]:
+    """The parts of one spine document (several if the TOC cuts it at anchors) and its whole text."""
+    try:
+        markup = html.decode(archive.read(doc) or b"")
+    except errors.CorruptFile as exc:
+        warnings.append(f"damaged document skipped: {doc}: {exc.__cause__}")
+        return [], ""
+    anchors = toc.anchors.get(_key(doc), [])
+    titles = {frag: title for frag, title in anchors if frag}
+    order: list[str] = []
+    if len(anchors) >= 2:
+        markup, order = html.mark_ids(markup, titles)
+    text, heading = html.to_text(markup)
+    text = chapters.normalize(text)
+    title = toc.title_of.get(_key(doc)) or heading
+    segments = text.split(html.MARK)
+    parts = [(title, segments[0])] + [(titles[frag], seg) for frag, seg in zip(order, segments[1:])]
+    return parts, text.replace(html.MARK, "")
+
+
+def _decoded_name(info: zipfile.ZipInfo) -> str:
+    """Entry name; names stored as UTF-8 without the UTF-8 flag are decoded as UTF-8."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename
+
+
+def _key(name: str) -> str:
+    return unicodedata.normalize("NFC", name.replace("\\", "/").lstrip("/"))

@@ -1,0 +1,194 @@
+"""PDF extraction with pypdfium2: page text, outline-based chapters, document info.
+
+Chapters come from the outline (bookmarks) when there is one: the shallowest level with at
+least two entries, each cut placed where its title appears on its start page, so sections
+that start mid-page split there. Without an outline, numbered top-level headings ("1.
+Introduction", "2 Methods") are looked for; failing that, pages are grouped. All chapter
+text is sliced from the one text of all pages, which is also what ``source_word_count``
+counts, independent of the split.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import pypdfium2 as pdfium
+
+from agentic_pipeline import errors
+from agentic_pipeline.ingest import model, text_stats
+from agentic_pipeline.ingest.extract import chapters, pdf_headings, quality
+from agentic_pipeline.ingest.extract.limits import Limits
+
+PAGE_SEPARATOR = "\n\n"
+#: a page with fewer words than this counts as having no text layer
+MIN_PAGE_WORDS = 5
+_PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
+
+
+def read(path: Path, limits: Limits) -> model.ExtractedBook:
+    """Extract a PDF file already sniffed as PDF."""
+    doc = _open(path)
+    try:
+        page_count = len(doc)
+        if page_count > limits.max_pages:
+            raise errors.BookTooLarge(
+                f"the book exceeds the configured size limits: {path.name} has {page_count} pages "
+                f"(limit {limits.max_pages})",
+                path=str(path),
+            )
+        pages, warnings = _page_texts(doc)
+        outline = _outline(doc, page_count)
+        info = _info(doc)
+    finally:
+        doc.close()
+    return _assemble(path, pages, outline, info, warnings, limits)
+
+
+def _open(path: Path) -> pdfium.PdfDocument:
+    try:
+        return pdfium.PdfDocument(str(path))
+    except pdfium.PdfiumError as exc:
+        if getattr(exc, "err_code", None) == _PASSWORD_ERROR:
+            raise errors.PasswordProtected(
+                f"password protected: {path.name} needs a user password to open",
+                hint="remove the password (e.g. qpdf --decrypt) and add the file again",
+                path=str(path),
+            ) from exc
+        raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: {exc}", path=str(path)) from exc
+    except (OSError, ValueError) as exc:
+        raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: {exc}", path=str(path)) from exc
+
+
+def _page_texts(doc: pdfium.PdfDocument) -> tuple[list[str], list[str]]:
+    """Normalized text of every page; a page pdfium cannot read becomes "" plus a warning."""
+    pages: list[str] = []
+    bad: list[int] = []
+    for i in range(len(doc)):
+        try:
+            page = doc[i]
+            textpage = page.get_textpage()
+            pages.append(chapters.normalize(textpage.get_text_range()))
+            textpage.close()
+            page.close()
+        except pdfium.PdfiumError:
+            pages.append("")
+            bad.append(i + 1)
+    warnings = [f"{len(bad)} unreadable page(s) skipped: {_page_list(bad)}"] if bad else []
+    return pages, warnings
+
+
+def _outline(doc: pdfium.PdfDocument, page_count: int) -> list[tuple[int, str, int]]:
+    """(level, title, page index) of bookmarks that point at a page; [] if the outline is broken."""
+    entries = []
+    try:
+        for mark in doc.get_toc(max_depth=4):
+            dest = mark.get_dest()
+            index = dest.get_index() if dest is not None else None
+            title = chapters.clean_title(mark.get_title())
+            if index is not None and 0 <= index < page_count and title:
+                entries.append((mark.level, title, index))
+    except pdfium.PdfiumError:
+        return []
+    return entries
+
+
+def _info(doc: pdfium.PdfDocument) -> dict[str, str]:
+    try:
+        return {k: v for k, v in doc.get_metadata_dict(skip_empty=True).items() if isinstance(v, str)}
+    except (pdfium.PdfiumError, TypeError):
+        return {}
+
+
+def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBook:
+    _check_text_layer(path, pages, warnings)
+    offsets, pos = [], 0
+    for page in pages:
+        offsets.append(pos)
+        pos += len(page) + len(PAGE_SEPARATOR)
+    text = PAGE_SEPARATOR.join(pages)
+    quality.check_garbage(text, path, limits.max_garbage_ratio)
+    cuts, method, front = _cuts(pages, offsets, outline)
+    built = chapters.build(chapters.split_at(text, cuts, front))
+    meta = model.Metadata(
+        title=chapters.clean_title(info.get("Title")) or path.stem,
+        authors=_authors(info.get("Author", "")),
+        format="pdf",
+        page_count=len(pages),
+    )
+    return model.ExtractedBook(
+        metadata=meta,
+        chapters=built,
+        source_word_count=text_stats.count_words(text),
+        warnings=tuple(warnings),
+        split_method=method if len(built) > 1 else "single",
+    )
+
+
+def _check_text_layer(path: Path, pages: list[str], warnings: list[str]) -> None:
+    """NoTextLayer when (nearly) no page has text; a warning when many pages lack it."""
+    empty = [i + 1 for i, p in enumerate(pages) if text_stats.count_words(p) < MIN_PAGE_WORDS]
+    with_text = len(pages) - len(empty)
+    if with_text == 0 or (len(pages) >= 10 and with_text < 0.1 * len(pages)):
+        raise errors.NoTextLayer(
+            f"no text layer: scanned pages need OCR: {path.name} "
+            f"({with_text} of {len(pages)} pages have text)",
+            hint="run OCR (e.g. ocrmypdf) and add the result",
+            path=str(path),
+        )
+    if len(empty) > 0.3 * len(pages):
+        warnings.append(f"{len(empty)} of {len(pages)} pages have no text layer: {_page_list(empty)}")
+
+
+def _cuts(pages, offsets, outline) -> tuple[list[tuple[int, str]], str, str]:
+    """Cut points, the method that found them, and the title of the text before the first cut."""
+    level = chapters.pick_level(lvl for lvl, _, _ in outline)
+    if level is not None:
+        chosen = [(title, page) for lvl, title, page in outline if lvl == level]
+        return _outline_cuts(pages, offsets, chosen), "outline", chapters.FRONT_TITLE
+    found = pdf_headings.numbered_headings(pages)
+    if found:
+        return [(offsets[page] + at, title) for page, at, title in found], "headings", chapters.FRONT_TITLE
+    size = max(10, math.ceil(len(offsets) / 50))
+    cuts = [(offsets[i], _pages_title(i, min(i + size, len(offsets)))) for i in range(size, len(offsets), size)]
+    return cuts, "pages", _pages_title(0, min(size, len(offsets)))
+
+
+def _outline_cuts(pages, offsets, chosen) -> list[tuple[int, str]]:
+    """Cut at each entry's title on its start page (else at the page start), never going back."""
+    cuts, last = [], 0
+    for title, page in chosen:
+        base = offsets[page]
+        at = _find_title(pages[page], title, max(0, last - base))
+        offset = max(base + (at if at >= 0 else 0), last)
+        cuts.append((offset, title))
+        last = offset
+    return cuts
+
+
+def _find_title(page: str, title: str, start: int) -> int:
+    """Offset of the line where ``title`` stands as a heading on ``page``, or -1.
+
+    The title must start a line and end one (a wrapped title may span lines); a
+    table-of-contents line ("Introduction ..... 1") is skipped because a page number follows.
+    """
+    words = title.split()
+    if not words:
+        return -1
+    body = r"\s+".join(re.escape(w) for w in words)
+    match = re.compile(rf"^[ \t]*{body}[ \t]*$", re.I | re.M).search(page, start)
+    return match.start() if match else -1
+
+
+def _pages_title(first: int, end: int) -> str:
+    return f"Pages {first + 1}–{end}"
+
+
+def _authors(raw: str) -> tuple[str, ...]:
+    return tuple(a.strip() for a in re.split(r";|\s&\s", raw) if a.strip())
+
+
+def _page_list(numbers: list[int], limit: int = 10) -> str:
+    shown = ", ".join(map(str, numbers[:limit]))
+    return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
