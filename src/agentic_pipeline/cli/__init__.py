@@ -15,8 +15,37 @@ from agentic_pipeline import __version__
 
 #: command name -> "module:attribute" (relative to agentic_pipeline.cli); help shown without importing
 COMMANDS: dict[str, tuple[str, str]] = {
+    # core
     "init": ("core:init_cmd", "Create the database schema, or upgrade it to this version."),
     "status": ("core:status_cmd", "Show one pipeline: state, time in state, stage history, errors, lease."),
+    # working the queue (orchestrator, approval)
+    "process": ("work:process_cmd", "Queue one book; with --wait, drive it through every stage now."),
+    "worker": ("work:worker_cmd", "Run workers that take books through the pipeline."),
+    "retry": ("work:retry_cmd", "Retry a book in NEEDS_RETRY, FAILED or REJECTED now (or every due one)."),
+    "pending": ("work:pending_cmd", "List books waiting for approval."),
+    "approve": ("work:approve_cmd", "Approve a validated book so a worker embeds it into the library."),
+    "reject": ("work:reject_cmd", "Reject a book, with a reason."),
+    "rollback": ("work:rollback_cmd", "Remove an approved or complete book from the library and archive it."),
+    "autonomy": ("work:autonomy_group", "Show or change the automatic-approval policy."),
+    "escape-hatch": ("work:escape_hatch_cmd", "Stop all automatic approvals at once (back to supervised)."),
+    # library
+    "search": ("library:search_cmd", "Search the library (full-text + vector hybrid)."),
+    "strategies": ("library:strategies_cmd", "List the processing strategies, one per book type."),
+    # priority queue and batch operations
+    "priority": ("batch:priority_cmd", "Change one book's priority (1 urgent .. 10 backfill)."),
+    "batch-queue": ("batch:batch_queue_cmd", "Queue every book in a folder (hashes, dedupes, reports)."),
+    "batch-approve": ("batch:batch_approve_cmd", "Approve the books matching a filter (dry run unless --execute)."),
+    "batch-reject": ("batch:batch_reject_cmd", "Reject the books matching a filter (dry run unless --execute)."),
+    "batch-retry": ("batch:batch_retry_cmd", "Retry the books matching a filter (dry run unless --execute)."),
+    "batch-priority": ("batch:batch_priority_cmd", "Set the priority of books matching a filter (dry run unless --execute)."),
+    # health
+    "health": ("health:health_cmd", "Show pipeline health: counts, stuck books, queue, workers, alerts."),
+    "stuck": ("health:stuck_cmd", "List stuck books; recover them by the rules or one by one."),
+    "serve": ("health:serve_cmd", "Serve /health and /metrics over HTTP (127.0.0.1 by default)."),
+    # audit
+    "audit": ("audit:audit_group", "Query, verify and prune the append-only audit trail."),
+    # MCP
+    "mcp": ("mcp:mcp_cmd", "Run the MCP server on stdio for AI assistants."),
 }
 
 

@@ -156,6 +156,10 @@ def upgrade() -> None:
     )
     op.create_index('ix_pipelines_claim', 'processing_pipelines', ['state', 'priority', 'created_at', 'id'], unique=False)
     op.create_index('ix_pipelines_created', 'processing_pipelines', ['created_at'], unique=False)
+    claimable = ("state IN ('detected', 'approved', 'needs_retry', 'hashing', 'classifying', "
+                 "'selecting_strategy', 'processing', 'validating', 'embedding')")
+    op.create_index('ix_pipelines_queue', 'processing_pipelines', ['priority', 'created_at', 'id'], unique=False,
+                    sqlite_where=sa.text(claimable), postgresql_where=sa.text(claimable))
     op.create_index('ix_pipelines_hash', 'processing_pipelines', ['content_hash'], unique=False)
     op.create_index('ix_pipelines_lease', 'processing_pipelines', ['lease_expires_at'], unique=False)
     op.create_index('ix_pipelines_type_conf', 'processing_pipelines', ['book_type', 'confidence'], unique=False)

@@ -1,0 +1,56 @@
+"""The fake clock (a port fake, so it is tested) and settings precedence."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from agentic_pipeline import config, errors
+from agentic_pipeline.clock import FakeClock, SystemClock
+
+
+def test_fake_clock_moves_only_when_told():
+    c = FakeClock()
+    start = c.now()
+    assert c.now() == start
+    c.advance(hours=49)
+    assert c.now() - start == dt.timedelta(hours=49)
+    c.sleep(1.5)
+    assert c.now() - start == dt.timedelta(hours=49, seconds=1.5)
+    with pytest.raises(ValueError):
+        FakeClock(dt.datetime(2026, 1, 1))
+
+
+def test_system_clock_is_aware_utc():
+    assert SystemClock().now().utcoffset() == dt.timedelta(0)
+
+
+def test_environment_overrides_toml_and_dicts_merge(tmp_path):
+    toml = tmp_path / "c.toml"
+    toml.write_text('lease_seconds = 99\nstuck_multiplier = 3.0\n[stage_timeouts]\nprocessing = 5\n')
+    s = config.load(environ={"AGENTIC_PIPELINE_CONFIG": str(toml), "AGENTIC_PIPELINE_LEASE_SECONDS": "7",
+                             "AGENTIC_PIPELINE_STAGE_TIMEOUTS": '{"embedding": 11}'})
+    assert s.lease_seconds == 7 and s.stuck_multiplier == 3.0
+    assert s.stage_timeouts["embedding"] == 11 and s.stage_timeouts["hashing"] == 60
+
+
+def test_bad_settings_are_clear_errors(tmp_path):
+    with pytest.raises(errors.ConfigError, match="lease_seconds"):
+        config.load(environ={"AGENTIC_PIPELINE_LEASE_SECONDS": "soon"})
+    bad = tmp_path / "c.toml"
+    bad.write_text("lease_secs = 1\n")
+    with pytest.raises(errors.ConfigError, match="unknown settings.*lease_secs"):
+        config.load(environ={"AGENTIC_PIPELINE_CONFIG": str(bad)})
+
+
+@pytest.mark.parametrize("given,expected", [
+    ("postgresql://u@h:5432/d", "postgresql+psycopg://u@h:5432/d"),
+    ("sqlite:///x.db", "sqlite:///x.db"),
+])
+def test_db_urls(given, expected, tmp_path):
+    assert config.resolve_db_url(given, tmp_path) == expected
+    assert config.resolve_db_url("", tmp_path) == f"sqlite:///{tmp_path / 'pipeline.db'}"
+    assert config.resolve_db_url("rel.db", tmp_path).startswith("sqlite:////")
+    with pytest.raises(errors.ConfigError):
+        config.resolve_db_url("mysql://x", tmp_path)
