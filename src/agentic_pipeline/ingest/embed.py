@@ -127,7 +127,7 @@ class WordLlamaEmbedder:
     dim = 256
     config = "l2_supercat"
 
-    def __init__(self, *, batch_tokens: int = 65_536) -> None:
+    def __init__(self, *, batch_tokens: int = 4096) -> None:
         #: upper bound on tokens pooled at once; bounds memory at batch_tokens * dim * 4 bytes
         self.batch_tokens = batch_tokens
         self._lock = threading.Lock()
