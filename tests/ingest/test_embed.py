@@ -177,9 +177,13 @@ def test_unknown_embedder_names_the_valid_ones():
         embed.load_embedder("minilm-typo")
     message = str(info.value)
     assert "minilm-typo" in message
-    for name in embed.embedder_names():
+    for name in [*embed.embedder_names(), *embed.embedder_aliases()]:
         assert name in message
-    assert info.value.valid == embed.embedder_names()
+    assert "wordllama" in info.value.valid
+
+
+def test_short_alias_loads_the_full_name():
+    assert embed.load_embedder("wordllama").name == embed.DEFAULT_EMBEDDER == "wordllama-l2-supercat-256"
 
 
 def test_registry_instances_satisfy_the_protocol():

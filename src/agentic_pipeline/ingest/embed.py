@@ -269,19 +269,26 @@ _REGISTRY: dict[str, Callable[[], Embedder]] = {
 }
 
 
+#: short names a setting may use; the instance always reports its full name (stored with vectors)
+_ALIASES = {"wordllama": DEFAULT_EMBEDDER}
+
+
 def embedder_names() -> list[str]:
-    """Names ``load_embedder`` accepts."""
+    """Full names ``load_embedder`` accepts (besides the aliases in ``embedder_aliases``)."""
     return sorted(_REGISTRY)
 
 
+def embedder_aliases() -> dict[str, str]:
+    return dict(_ALIASES)
+
+
 def load_embedder(name: str = DEFAULT_EMBEDDER) -> Embedder:
-    """Return a new (lazily loading) embedder by name; an unknown name is a ConfigError."""
+    """Return a new (lazily loading) embedder by name or alias; an unknown name is a ConfigError."""
     try:
-        factory = _REGISTRY[name]
+        factory = _REGISTRY[_ALIASES.get(name, name)]
     except KeyError:
+        valid = embedder_names() + sorted(_ALIASES)
         raise ConfigError(
-            f"unknown embedder {name!r}; valid names: {', '.join(embedder_names())}",
-            name=name,
-            valid=embedder_names(),
+            f"unknown embedder {name!r}; valid names: {', '.join(valid)}", name=name, valid=valid
         ) from None
     return factory()
