@@ -11,6 +11,7 @@ import re
 # since these scripts do not separate words with spaces.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
+_HAS_CJK = re.compile(f"[{_CJK}]")
 
 # --- garbage heuristics -------------------------------------------------------------
 # A token (whitespace-separated run) is "garbage" when any of these holds:
@@ -31,7 +32,12 @@ _LETTER = re.compile(r"[^\W\d_]")
 
 
 def count_words(text: str) -> int:
-    """Count words; each CJK character counts as one word (those scripts use no spaces)."""
+    """Count words; each CJK character counts as one word (those scripts use no spaces).
+
+    Text without CJK takes the fast path (``str.split``), which counts the same runs.
+    """
+    if not _HAS_CJK.search(text):
+        return len(text.split())
     return sum(1 for _ in _WORD.finditer(text))
 
 

@@ -10,6 +10,7 @@ at several anchors is cut there; tiny documents (cover, title page) fold into th
 
 from __future__ import annotations
 
+import posixpath
 import unicodedata
 import zipfile
 import zlib
@@ -81,6 +82,7 @@ def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
     opf_path, package = _package(archive)
     toc = _toc(archive, package)
     docs = _spine_documents(archive, package, warnings)
+    toc.rebase(docs)
     parts, texts = [], []
     for doc_path in docs:
         doc_parts, doc_text = _document_parts(archive, doc_path, toc, warnings)
@@ -144,6 +146,23 @@ class _Toc:
             self.title_of.setdefault(_key(doc), title)
             if level == self.level:
                 self.anchors.setdefault(_key(doc), []).append((fragment, title))
+
+    def rebase(self, docs: list[str]) -> None:
+        """Re-point entries whose path matches no spine document to the one with the same file name.
+
+        Some generators (Sphinx) write nav hrefs relative to the wrong folder. When several
+        documents share the name (one per translation), the first in reading order wins.
+        """
+        keys = [_key(d) for d in docs]
+        by_name: dict[str, str] = {}
+        for key in keys:
+            by_name.setdefault(posixpath.basename(key), key)
+        known = set(keys)
+        for table in (self.title_of, self.anchors):
+            for key in [k for k in table if k not in known]:
+                target = by_name.get(posixpath.basename(key))
+                if target is not None and target not in table:
+                    table[target] = table.pop(key)
 
 
 def _toc(archive: _Archive, package: epub_package.Package) -> _Toc:

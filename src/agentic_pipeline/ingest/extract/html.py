@@ -29,7 +29,7 @@ _TEXT_RUN = re.compile(r">[^<]+")
 _WS = re.compile(r"[ \t\n\r\f\v]+")
 _SPACED = re.compile(rf" ?([{_PARA}{_LINE}]) ?")
 _PARAS = re.compile(rf"{_PARA}[{_PARA}{_LINE}]*")
-_HEADING_SELECTOR = "h1, h2, h3"
+_HEADINGS = ("h1", "h2", "h3")
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
 
 
@@ -78,7 +78,7 @@ def mark_tags(markup: str, tags: Iterable[str]) -> str:
 
 
 def to_text(markup: str) -> tuple[str, str]:
-    """Return (text of the body, text of its first h1-h3 or "")."""
+    """Return (text of the body, text of its first h1, else h2, else h3, else "")."""
     markup = _PRE.sub(_keep_pre_layout, markup)
     markup = _BR.sub(_LINE, markup)
     markup = _BLOCK_END.sub(lambda m: m.group(0) + _PARA, markup)
@@ -87,7 +87,7 @@ def to_text(markup: str) -> tuple[str, str]:
     root = tree.body or tree.root
     if root is None:
         return "", ""
-    heading = tree.css_first(_HEADING_SELECTOR)
+    heading = next((h for h in map(tree.css_first, _HEADINGS) if h is not None), None)
     title = _WS.sub(" ", heading.text(deep=True)).strip() if heading is not None else ""
     return _layout(root.text(deep=True, separator="", strip=False)), title
 

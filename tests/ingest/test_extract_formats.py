@@ -1,0 +1,63 @@
+"""Format sniffing, Markdown/HTML splitting and the text statistics extraction relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentic_pipeline.ingest import text_stats
+from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES, detect_format, extract, sniff
+
+from .conftest import BOOKS, BROKEN
+
+PARTS = ["I. THE BURIAL OF THE DEAD", "II. A GAME OF CHESS", "III. THE FIRE SERMON"]
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        (BOOKS / "waste-land.epub", "zip"),
+        (BOOKS / "r-intro.pdf", "pdf"),
+        (BOOKS / "waste-land.html", "html"),
+        (BOOKS / "waste-land.md", "markdown"),
+        (BROKEN / "not-a-pdf.pdf", "text"),
+        (BROKEN / "truncated.epub", "zip"),
+    ],
+    ids=lambda v: getattr(v, "name", v),
+)
+def test_detect_format_by_content(path, kind):
+    assert detect_format(path) == kind
+
+
+def test_sniff_is_pure_over_the_head_bytes():
+    head = (BOOKS / "r-intro.pdf").read_bytes()[: sniff.HEAD_BYTES]
+    assert sniff.sniff(head, ".epub") == "pdf"
+    assert sniff.sniff(b"", ".pdf") == "empty"
+    assert {".epub", ".pdf", ".txt", ".md", ".html"} <= SUPPORTED_SUFFIXES
+
+
+@pytest.mark.parametrize("name", ["waste-land.html", "waste-land.md"])
+def test_html_and_markdown_split_on_headings(name):
+    book = extract(BOOKS / name)
+    assert book.split_method == "headings"
+    assert [c.title for c in book.chapters][:3] == PARTS
+    assert book.metadata.title == "The Waste Land"
+    assert book.word_count / book.source_word_count >= 0.9
+
+
+def test_cjk_words_count_per_character():
+    text = (BOOKS / "waste-land.md").read_text(encoding="utf-8")
+    assert text_stats.count_words("吾輩は猫である") == 7
+    assert text_stats.count_words("Debian リファレンス 2.100") == 8
+    assert text_stats.count_words(text) == len(text.split())
+
+
+def test_garbage_ratio_separates_mojibake_from_real_text():
+    book = extract(BOOKS / "live-manual-de.epub")
+    assert text_stats.garbage_ratio(book.text) < 0.02
+    russian = "Плавающие объекты и таблицы"
+    mojibake = russian.encode("cp1251").decode("latin-1")  # what lshort-ru's text layer holds
+    assert text_stats.garbage_ratio(mojibake) > 0.9
+    assert text_stats.garbage_ratio(russian) == 0.0
+    assert text_stats.garbage_ratio("E/x.sc/e.sc/r.sc/c.sc/i.sc/s.sc/e.sc/s.sc") == 1.0
+    assert text_stats.garbage_ratio("Élève à l’école, déjà Straße") == 0.0
+    assert text_stats.garbage_ratio("") == 0.0
