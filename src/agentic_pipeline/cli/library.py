@@ -1,0 +1,60 @@
+"""Library commands: ``search`` and ``strategies``."""
+
+from __future__ import annotations
+
+import click
+
+from agentic_pipeline.cli.context import console, emit, json_option
+
+
+@click.command("search")
+@click.argument("query")
+@click.option("--book", "book_id", type=int, help="Only search this book (its library id).")
+@click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
+@json_option
+@click.pass_obj
+def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) -> None:
+    """Search the library: full text and vector similarity, fused.
+
+    Only books that completed the pipeline (approved and embedded) are searched.
+    """
+    from agentic_pipeline.library import search
+
+    results = search.search(obj.app(), query, book_id=book_id, limit=limit)
+
+    def human(rows):
+        out = console()
+        if not rows:
+            out.print(f"No results for {query!r}.")
+            return
+        for i, r in enumerate(rows, 1):
+            out.print(f"[bold]{i}. {r['book_title'] or 'book ' + str(r['book_id'])}[/] — {r['chapter_title']} "
+                      f"[dim](book {r['book_id']}, score {r['score']:.4f})[/]")
+            out.print(f"   {r['snippet']}")
+
+    emit(results, as_json, human)
+
+
+@click.command("strategies")
+@json_option
+def strategies_cmd(as_json: bool) -> None:
+    """List the processing strategies: one per book type, with chunking and validation settings.
+
+    Strategies are data files shipped with the package (ingest/strategies/*.toml).
+    """
+    from agentic_pipeline.ingest import strategies
+
+    data = [s.to_json() for s in strategies.load_strategies().values()]
+
+    def human(rows):
+        from rich.table import Table
+
+        table = Table("book type", "chunk tokens", "overlap", "chapter split", "code whole", "tables whole", "min coverage")
+        for s in rows:
+            v = s.get("validation") or {}
+            table.add_row(s.get("book_type") or s.get("name"), str(s.get("chunk_tokens")), str(s.get("overlap_tokens")),
+                          str(s.get("chapter_split")), str(s.get("keep_code_whole")), str(s.get("keep_tables_whole")),
+                          str(v.get("min_coverage", s.get("min_coverage", ""))))
+        console().print(table)
+
+    emit(data, as_json, human)

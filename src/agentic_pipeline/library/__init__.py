@@ -1,0 +1,1 @@
+"""The searchable library: hybrid search over the chunks of completed books."""

@@ -1,0 +1,64 @@
+"""The ``search`` operation: hybrid full-text + vector search over completed books.
+
+Full text finds exact terms (function names, error strings); vectors find paraphrases. The two
+ranked lists are fused with reciprocal-rank fusion (``ingest.ranking.fuse``; the measured effect
+is in docs/embedding.md). Vectors are float32 blobs ranked with numpy: no pgvector needed, and a
+personal library of hundreds of thousands of chunks ranks in milliseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+
+from agentic_pipeline import errors
+from agentic_pipeline.db import search_store
+
+MAX_LIMIT = 100
+SNIPPET_CHARS = 240
+
+
+def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> list[dict[str, Any]]:
+    """Best chunks for ``query``: book, chapter, snippet and score, best first."""
+    query = (query or "").strip()
+    if not query:
+        raise errors.InputError("the search query is empty")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise errors.InputError(f"limit must be between 1 and {MAX_LIMIT} (got {limit})")
+    from agentic_pipeline.ingest import embed, ranking
+
+    pool = max(limit * 5, 50)
+    with app.db.read() as conn:
+        fts_ids = search_store.fts_ranked(conn, query, limit=pool, book_id=book_id)
+        ids, blobs, dim = search_store.vectors(conn, app.embedder.name, book_id=book_id)
+    vec_ids: list[int] = []
+    if ids:
+        matrix = np.vstack([embed.from_blob(b, dim) for b in blobs])
+        qvec = app.embedder.embed([query])[0]
+        vec_ids = [ids[row] for row, _score in ranking.top_k(qvec, matrix, pool)]
+    fused = ranking.fuse(fts_ids, vec_ids, limit=limit)
+    with app.db.read() as conn:
+        details = search_store.chunk_details(conn, [cid for cid, _ in fused])
+    terms = search_store.query_terms(query)
+    return [_result(details[cid], score, terms, cid in fts_ids) for cid, score in fused if cid in details]
+
+
+def _result(d: dict[str, Any], score: float, terms: list[str], exact: bool) -> dict[str, Any]:
+    return {
+        "book_id": d["book_id"], "pipeline_id": d["pipeline_id"], "book_title": d["book_title"],
+        "chapter_index": d["chapter_index"], "chapter_title": d["chapter_title"], "chunk_id": d["id"],
+        "position": d["position"], "score": round(score, 6), "full_text_match": exact,
+        "snippet": snippet(d["text"], terms),
+    }
+
+
+def snippet(text: str, terms: list[str], width: int = SNIPPET_CHARS) -> str:
+    """A window of ``text`` around the first query term it contains (or its start)."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    lower = flat.lower()
+    hits = [i for i in (lower.find(t) for t in terms) if i >= 0]
+    start = max(0, min(hits) - width // 3) if hits else 0
+    piece = flat[start:start + width]
+    return ("…" if start else "") + piece + ("…" if start + width < len(flat) else "")
