@@ -29,7 +29,8 @@ def normalize(text: str) -> str:
     """Unify line ends, drop control characters and PDF soft-hyphen marks, squeeze blank lines."""
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "").replace("\u00ad", "")
     text = _CONTROL.sub("", text)
-    text = _SPACE_BEFORE_NL.sub("\n", text)
+    if " \n" in text or "\t\n" in text:  # cheap test first: the regex is slow on space-heavy text
+        text = _SPACE_BEFORE_NL.sub("\n", text)
     return _MANY_NL.sub("\n\n", text).strip()
 
 

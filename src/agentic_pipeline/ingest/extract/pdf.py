@@ -128,7 +128,7 @@ def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBo
 
 def _check_text_layer(path: Path, pages: list[str], warnings: list[str]) -> None:
     """NoTextLayer when (nearly) no page has text; a warning when many pages lack it."""
-    empty = [i + 1 for i, p in enumerate(pages) if text_stats.count_words(p) < MIN_PAGE_WORDS]
+    empty = [i + 1 for i, p in enumerate(pages) if len(p) < 200 and text_stats.count_words(p) < MIN_PAGE_WORDS]
     with_text = len(pages) - len(empty)
     if with_text == 0 or (len(pages) >= 10 and with_text < 0.1 * len(pages)):
         raise errors.NoTextLayer(

@@ -1,0 +1,130 @@
+"""Benchmark: extraction throughput of ``agentic_pipeline.ingest.extract`` against the raw libraries.
+
+Not a test. On the same files in the same run, times
+
+* the baseline: for a PDF, pypdfium2 ``get_textpage().get_text_range()`` over every page; for an
+  EPUB, ``zipfile`` + selectolax ``body.text()`` over every (X)HTML entry: the least work that
+  still reads all the text;
+* ``extract(path)``: the same reading plus normalization, the garbage check, chapter splitting,
+  metadata and word counts;
+
+best of ``REPEATS`` each (interleaved, so both see the same machine load), and reports pages/s and
+MB/s per format and the overhead ratio ours/raw (target <= 1.10). Uses ../shared/corpus when
+present (books that extract, not the broken ones), else samples/books.
+
+    .venv/bin/python bench/bench_extract.py [--quick]
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+import time
+import zipfile
+
+import pypdfium2 as pdfium
+from selectolax.lexbor import LexborHTMLParser
+
+from agentic_pipeline.errors import BookError
+from agentic_pipeline.ingest.extract import detect_format, extract
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "corpus"
+SAMPLES = ROOT / "samples" / "books"
+REPEATS = 3
+_HTML_SUFFIXES = (".xhtml", ".html", ".htm")
+
+
+def raw_pdf(path: pathlib.Path) -> int:
+    """All page text with bare pypdfium2; returns the page count."""
+    doc = pdfium.PdfDocument(str(path))
+    try:
+        for i in range(len(doc)):
+            page = doc[i]
+            textpage = page.get_textpage()
+            textpage.get_text_range()
+            textpage.close()
+            page.close()
+        return len(doc)
+    finally:
+        doc.close()
+
+
+def raw_epub(path: pathlib.Path) -> int:
+    """All (X)HTML text with bare zipfile + selectolax; returns the document count."""
+    count = 0
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            if name.lower().endswith(_HTML_SUFFIXES):
+                tree = LexborHTMLParser(archive.read(name))
+                if tree.body is not None:
+                    tree.body.text()
+                count += 1
+    return count
+
+
+def files(quick: bool) -> list[tuple[pathlib.Path, str]]:
+    """(path, "pdf" | "epub") of every readable book; quick keeps the smaller ones."""
+    root = CORPUS if CORPUS.exists() else SAMPLES
+    found = []
+    for path in sorted(root.glob("*")):
+        kind = {"pdf": "pdf", "zip": "epub"}.get(detect_format(path)) if path.is_file() else None
+        if kind is None or (quick and path.stat().st_size > 2_000_000):
+            continue
+        try:
+            extract(path)
+        except BookError:
+            continue  # a broken book measures nothing
+        found.append((path, kind))
+    return found
+
+
+def best_time(fn, path, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(path)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def run(quick: bool = False) -> list[dict]:
+    repeats = 1 if quick else REPEATS
+    totals: dict[str, dict[str, float]] = {}
+    for path, kind in files(quick):
+        raw_fn = raw_pdf if kind == "pdf" else raw_epub
+        units = raw_fn(path)  # warms the page cache for both sides
+        raw = best_time(raw_fn, path, repeats)
+        ours = best_time(extract, path, repeats)
+        t = totals.setdefault(kind, {"raw": 0.0, "ours": 0.0, "units": 0, "bytes": 0, "files": 0})
+        t["raw"] += raw
+        t["ours"] += ours
+        t["units"] += units
+        t["bytes"] += path.stat().st_size
+        t["files"] += 1
+    results = []
+    for kind, t in totals.items():
+        unit = "pages" if kind == "pdf" else "documents"
+        note = f"{t['files']} files, {t['units']} {unit}, {t['bytes'] / 1e6:.1f} MB"
+        results += [
+            _row(f"{kind}_{unit}_per_s", t["units"] / t["ours"], f"{unit}/s", t["units"] / t["raw"], note),
+            _row(f"{kind}_mb_per_s", t["bytes"] / 1e6 / t["ours"], "MB/s", t["bytes"] / 1e6 / t["raw"], note),
+            {"name": f"{kind}_overhead", "value": round(t["ours"] / t["raw"], 3), "unit": "x raw time",
+             "note": f"target <= 1.10; ours {t['ours']:.2f}s vs raw {t['raw']:.2f}s"},
+        ]
+    raw_all = sum(t["raw"] for t in totals.values())
+    ours_all = sum(t["ours"] for t in totals.values())
+    results.append({"name": "overall_overhead", "value": round(ours_all / raw_all, 3), "unit": "x raw time",
+                    "note": "target <= 1.10"})
+    return results
+
+
+def _row(name: str, ours: float, unit: str, raw: float, note: str) -> dict:
+    return {"name": name, "value": round(ours, 2), "unit": unit, "baseline": round(raw, 2),
+            "ratio": round(ours / raw, 3), "note": note}
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        extra = f"  baseline {row['baseline']}  ratio {row['ratio']}" if "baseline" in row else ""
+        print(f"{row['name']:<24} {row['value']:>10} {row['unit']:<12}{extra}  {row.get('note', '')}")
