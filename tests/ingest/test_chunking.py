@@ -87,7 +87,7 @@ def check_properties(chapters, chunks, max_tokens, hard_cap, count):
         assert not missing, f"uncovered text: {chapter.text[missing[0]:missing[0] + 40]!r}"
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(texts=st.lists(CHAPTER_TEXT, min_size=1, max_size=3), limits=LIMITS, keep=st.booleans())
 def test_chunk_properties_with_the_real_tokenizer(texts, limits, keep):
     max_tokens, overlap_share = limits
@@ -180,3 +180,38 @@ def test_chunks_never_span_chapters_and_empty_chapters_give_none():
 def test_bad_limits_are_config_errors(limits):
     with pytest.raises(ConfigError):
         chunking.chunk_chapters([], count_tokens=len, **limits)
+
+
+# --------------------------------------------------------------------------- real books
+
+SAMPLES = __import__("pathlib").Path(__file__).resolve().parents[2] / "samples" / "books"
+
+
+@functools.cache
+def sample(name: str):
+    from agentic_pipeline.ingest.extract import extract
+
+    return extract(SAMPLES / name)
+
+
+@pytest.mark.parametrize("name", ["fsm-drivers.pdf", "r-intro.pdf", "kusamakura-ja.epub", "waste-land.epub"])
+def test_real_books_chunk_within_limits_and_cover_everything(name):
+    book = sample(name)
+    chunks = run(book.chapters, 256, 32)
+    check_properties(book.chapters, chunks, 256, 512, count_real)
+    assert len({c.chapter_index for c in chunks}) == sum(1 for c in book.chapters if c.text.strip())
+
+
+def test_code_in_a_real_pdf_is_never_cut_between_chunks():
+    book = sample("fsm-drivers.pdf")
+    chunks = run(book.chapters, 128, 16, keep=True)
+    checked = 0
+    for chapter in book.chapters:
+        mine = [c for c in chunks if c.chapter_index == chapter.index]
+        for block in chunking._blocks(chapter.text):
+            if block.kind != "code" or count_real(chapter.text[block.start:block.end]) > 256:
+                continue
+            assert any(c.start <= block.start and block.end <= c.end for c in mine), chapter.text[block.start:block.end]
+            checked += 1
+    assert checked >= 20
+    assert any("struct file_operations memory_fops = {" in c.text and "release: memory_release" in c.text for c in chunks)

@@ -121,21 +121,28 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 _INDENTED = re.compile(r"^(?: {4}|\t)\S")
 _CODE_PUNCT = set("{}[]();=<>#$%&*+/\\|_:^~`@")
 _CODE_LINE = re.compile(
-    r"""^\s*(?:[>$%#]\s|>>>|\.\.\.\s|\+\s)          # REPL / shell prompts, R continuation
-        |(?:<-|->|==|!=|:=|=>|::|\+\+|&&|\|\|)       # operators
-        |[;{}]\s*$                                   # statement / block ends
-        |^\s*(?:def|class|function|import|from|return|if|for|while|library|public|private|\#include)\b.*[(:{]""",
+    r"""^\s*(?:[>$%\#]\s|>>>|\.\.\.\s|\+\s)             # REPL / shell prompts, R continuation
+        |[{}]\s*$|[(=].*;\s*$                          # block ends, statements
+        |^\s*(?:if|for|while|switch)\s*\(              # control flow
+        |^\s*(?:def|class)\s+\w+\s*[(:]|\bfunction\s*\(
+        |^\s*(?:import\s+[\w.]+\s*$|from\s+[\w.]+\s+import\b|\#include\b|library\()""",
     re.VERBOSE,
 )
 _TABLE_LINE = re.compile(r"\|.*\||\t|\S {3,}\S.* {3,}\S")
+_OPERATOR = re.compile(r"<-|->|==|!=|:=|=>|::|\+\+|&&|\|\||\w\(.*\)")
+_PROSE_WORDS = re.compile(r"\b[^\W\d_]{2,}\b")
 
 
 def _is_code_line(line: str) -> bool:
+    """A line that reads as code: a prompt, a statement end, a keyword, or operators in few words."""
     stripped = line.strip()
     if not stripped:
         return False
-    punct = sum(ch in _CODE_PUNCT for ch in stripped)
-    return bool(_CODE_LINE.search(line)) or punct / len(stripped) >= 0.2
+    if _CODE_LINE.search(line):
+        return True
+    punct = sum(ch in _CODE_PUNCT for ch in stripped) / len(stripped)
+    few_words = len(_PROSE_WORDS.findall(stripped)) < 6
+    return punct >= 0.2 or (few_words and punct >= 0.05 and bool(_OPERATOR.search(stripped)))
 
 
 def _classify(lines: list[str]) -> str:
@@ -167,7 +174,10 @@ def _blocks(text: str) -> list[_Block]:
     def flush() -> None:
         if para:
             kind = _classify([text[s:e] for s, e in para])
-            raw.append(_Block(para[0][0], para[-1][1], kind))
+            if kind == "prose":  # PDF text has no blank lines: look for runs of code lines inside
+                raw.extend(_line_runs(text, para))
+            else:
+                raw.append(_Block(para[0][0], para[-1][1], kind))
             para.clear()
 
     for s, e in _lines(text):
@@ -188,6 +198,36 @@ def _blocks(text: str) -> list[_Block]:
     if fence:  # an unclosed fence runs to the end
         raw.append(_Block(fence[0][0], fence[-1][1], "code"))
     return _merge_code(raw, text)
+
+
+def _line_runs(text: str, lines: list[tuple[int, int]]) -> list[_Block]:
+    """Split a paragraph into runs of prose, code and table lines.
+
+    A line that is not code but sits between two code lines, without ending a sentence,
+    is taken as code (a wrapped argument list, a bare declaration). Table runs need two lines.
+    """
+    kinds = ["code" if _is_code_line(text[s:e]) else "table" if _TABLE_LINE.search(text[s:e]) else "prose"
+             for s, e in lines]
+    for i in range(1, len(kinds) - 1):
+        if kinds[i] != "code" and kinds[i - 1] == kinds[i + 1] == "code" and not _ENDS_SENTENCE.search(text[lines[i][0]:lines[i][1]]):
+            kinds[i] = "code"
+    runs: list[_Block] = []
+    for (s, e), kind in zip(lines, kinds):
+        if runs and runs[-1].kind == kind:
+            runs[-1] = _Block(runs[-1].start, e, kind)
+        else:
+            runs.append(_Block(s, e, kind))
+    runs = [r if r.kind != "table" or "\n" in text[r.start:r.end] else _Block(r.start, r.end, "prose") for r in runs]
+    merged: list[_Block] = []
+    for run in runs:  # a lone table line turned prose joins its prose neighbours
+        if merged and run.kind == "prose" == merged[-1].kind:
+            merged[-1] = _Block(merged[-1].start, run.end, "prose")
+        else:
+            merged.append(run)
+    return merged
+
+
+_ENDS_SENTENCE = re.compile(r"[.!?:。！？]\W*$")
 
 
 def _merge_code(blocks: list[_Block], text: str) -> list[_Block]:
