@@ -78,6 +78,8 @@ sa.Index("ix_pipelines_hash", processing_pipelines.c.content_hash)
 sa.Index("ix_pipelines_type_conf", processing_pipelines.c.book_type, processing_pipelines.c.confidence)
 sa.Index("ix_pipelines_created", processing_pipelines.c.created_at)
 sa.Index("ix_pipelines_lease", processing_pipelines.c.lease_expires_at)
+# health: oldest waiting book per state and stuck candidates in one index seek (migration 0002)
+sa.Index("ix_pipelines_state_entered", processing_pipelines.c.state, processing_pipelines.c.state_entered_at)
 
 pipeline_state_history = sa.Table(
     "pipeline_state_history",
