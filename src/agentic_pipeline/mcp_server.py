@@ -1,0 +1,178 @@
+"""The MCP server: a thin skin over the operations, for AI assistants, on stdio.
+
+``create_server(settings)`` builds the server; nothing connects at import time. The ``App`` is
+opened in the server's lifespan and closed when the client goes away. Each tool parses its
+arguments (types, ranges and enums are in the schema the model sees), calls one operation with
+the actor ``mcp:<client name>``, and returns its plain data as structured content. A
+``PipelineError`` becomes a tool error (``isError``) whose text says what to do next. Paths the
+model names are only read under the configured roots (``mcp_roots``, default: the watch folder),
+after symlinks and ``..`` are resolved. The tools themselves are in ``mcp_tools``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable
+
+from agentic_pipeline import config, errors
+
+SERVER_NAME = "agentic-pipeline"
+INSTRUCTIONS = (
+    "Operate a book-processing pipeline: books are queued, processed (classified, chunked, validated), "
+    "wait for approval, then are embedded into a searchable library. Start with get_pipeline_health. "
+    "Batch tools never act on the first call: call them with execute=false, show the preview to the user, "
+    "then call again with execute=true and the confirmation token from the preview."
+)
+
+#: what the model should do next, by error class (the first matching class wins)
+NEXT_STEP: tuple[tuple[type[errors.PipelineError], str], ...] = (
+    (errors.SchemaBehind, "the database schema is behind: ask the user to run `agentic-pipeline init`, then retry"),
+    (errors.PathNotAllowed, "use a path inside an allowed root, or tell the user"),
+    (errors.InputError, "fix the argument and call the tool again"),
+    (errors.NotFound, "check the id: list_pending_approvals, get_stuck_pipelines or get_audit_log show valid ids"),
+    (errors.StaleConfirmation, "the matching books changed: review the fresh preview, then call again with its "
+                               "confirmation token"),
+    (errors.MaxCountExceeded, "narrow the filter or raise max_count, then preview again"),
+    (errors.PolicyDenied, "this action is not allowed by the current policy; tell the user"),
+    (errors.Conflict, "the book changed meanwhile: call get_pipeline_status and decide again"),
+    (errors.InvalidTransition, "call get_pipeline_status to see its state and which actions it allows"),
+    (errors.ConfigError, "the server's configuration is invalid: tell the user the message above"),
+    (errors.StoreError, "the database failed: retry later or tell the user"),
+)
+
+
+@dataclasses.dataclass
+class ServerState:
+    """What the lifespan yields: the open App, or why it could not be opened."""
+
+    settings: config.Settings
+    app: Any = None
+    error: errors.PipelineError | None = None
+
+
+def create_server(settings: config.Settings | None = None):
+    """Build the MCP server for ``settings`` (default: loaded from the environment); the App opens in its lifespan."""
+    from mcp.server.mcpserver import MCPServer
+
+    from agentic_pipeline import __version__, mcp_tools
+
+    settings = settings or config.load()
+    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING",
+                       lifespan=_lifespan(settings))
+    for spec in mcp_tools.TOOLS:
+        server.add_tool(spec.fn, name=spec.fn.__name__, annotations=spec.annotations, structured_output=True)
+    return server
+
+
+def _lifespan(settings: config.Settings) -> Callable[[Any], contextlib.AbstractAsyncContextManager[ServerState]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(_server: Any) -> AsyncIterator[ServerState]:
+        from agentic_pipeline.app import App
+
+        state = ServerState(settings)
+        try:
+            state.app = App.open(settings)
+        except errors.PipelineError as exc:  # reported by every tool call, so the model can tell the user
+            logging.getLogger(__name__).warning("cannot open the database: %s", exc)
+            state.error = exc
+        try:
+            yield state
+        finally:
+            if state.app is not None:
+                state.app.close()
+
+    return lifespan
+
+
+# --- what every tool uses -------------------------------------------------------------------------
+
+def tool_error(exc: errors.PipelineError):
+    """A ``ToolError`` whose text is the message plus what the model should do next."""
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    return ToolError(error_text(exc))
+
+
+def error_text(exc: errors.PipelineError) -> str:
+    step = next((hint for cls, hint in NEXT_STEP if isinstance(exc, cls)), None)
+    # the MCP step replaces the error's own hint, which may name CLI commands the model cannot run
+    text = f"{exc.message}. Next: {step}." if step else str(exc)
+    preview = exc.data.get("preview") if isinstance(exc.data, dict) else None
+    if preview is not None:
+        text += "\nFresh preview:\n" + json.dumps(preview, default=_json_default, ensure_ascii=False)
+    return text
+
+
+def _json_default(value: Any) -> Any:
+    from agentic_pipeline.cli.context import json_default
+
+    return json_default(value)
+
+
+def state_of(ctx) -> ServerState:
+    return ctx.request_context.lifespan_context
+
+
+def actor_of(ctx) -> str:
+    """``mcp:<client name>`` from the client's initialize request (``mcp:unknown-client`` without one)."""
+    from agentic_pipeline.audit import actions
+
+    params = getattr(ctx.session, "client_params", None)
+    info = getattr(params, "client_info", None)
+    return actions.mcp_actor(getattr(info, "name", None))
+
+
+def call(ctx, operation: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run ``operation(app, *args, **kwargs)``; a ``PipelineError`` becomes a tool error saying what to do next."""
+    state = state_of(ctx)
+    try:
+        if state.error is not None:
+            raise state.error
+        return operation(state.app, *args, **kwargs)
+    except errors.PipelineError as exc:
+        raise tool_error(exc) from exc
+
+
+def allowed_path(ctx, path: str) -> Path:
+    """``path`` resolved (symlinks and ``..``) if it lies under a configured root; else a tool error."""
+    try:
+        return resolve_under_roots(path, roots_of(state_of(ctx).settings))
+    except errors.PipelineError as exc:
+        raise tool_error(exc) from exc
+
+
+def roots_of(settings: config.Settings) -> tuple[Path, ...]:
+    """The folders the model may read: ``mcp_roots``, else the watch folder, else none."""
+    if settings.mcp_roots:
+        return tuple(settings.mcp_roots)
+    return (settings.watch_dir,) if settings.watch_dir else ()
+
+
+def resolve_under_roots(path: str, roots: tuple[Path, ...]) -> Path:
+    """Resolve ``path`` (relative paths against the first root) and refuse it outside every root."""
+    if not roots:
+        raise errors.PathNotAllowed(
+            "no folders are open to MCP clients: ask the user to set AGENTIC_PIPELINE_MCP_ROOTS to the folders "
+            f"assistants may read (separated by {os.pathsep!r}) in the MCP client's configuration "
+            "(or AGENTIC_PIPELINE_WATCH_DIR)")
+    if not path or not str(path).strip():
+        raise errors.InputError("the path is empty")
+    real_roots = [Path(r).expanduser().resolve() for r in roots]
+    given = Path(str(path)).expanduser()
+    target = (given if given.is_absolute() else real_roots[0] / given).resolve()
+    if not any(target.is_relative_to(root) for root in real_roots):
+        raise errors.PathNotAllowed(
+            f"{path} resolves to {target}, outside the allowed roots: {', '.join(map(str, real_roots))}")
+    if not target.exists():
+        raise errors.InputError(f"{target} does not exist: check the path")
+    return target
+
+
+def run_stdio(settings: config.Settings | None = None) -> None:
+    """Serve on stdin/stdout until the client disconnects."""
+    create_server(settings).run("stdio")
