@@ -1,7 +1,10 @@
 """The hash chain: each entry's hash covers its content and the previous entry's hash (pure).
 
-``entry_hash = sha256(canonical JSON of the entry, including id and prev_hash)``. Changing,
-removing or inserting a row out of band breaks the chain at that row, which ``verify`` reports.
+``entry_hash = sha256(payload)``, or ``HMAC-SHA256(key, payload)`` when the
+``AGENTIC_PIPELINE_AUDIT_KEY`` environment variable holds a key. The payload is one canonical
+JSON array (sorted keys, compact separators, ASCII): the scalar fields first, the three JSON
+documents last, so a stored canonical JSON text can be spliced in verbatim (the fast path of
+``verify``). Changing, removing or inserting a row out of band breaks the chain at that row.
 Times enter the hash as integer milliseconds since the epoch, so the value survives both
 engines' storage exactly.
 """
@@ -11,10 +14,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import hmac
 import json
+import os
 from typing import Any, Mapping
 
 GENESIS = "0" * 64
+KEY_ENV = "AGENTIC_PIPELINE_AUDIT_KEY"
+_sha256 = hashlib.sha256
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,8 +39,25 @@ class AuditEntry:
     confidence_at_decision: float | None = None
 
 
-HASHED_FIELDS = ("id", "book_id", "pipeline_id", "action", "actor", "reason", "before_state",
-                 "after_state", "filter_used", "confidence_at_decision", "performed_at", "prev_hash")
+HASHED_FIELDS = ("id", "book_id", "pipeline_id", "action", "actor", "reason", "confidence_at_decision",
+                 "performed_at", "prev_hash", "before_state", "after_state", "filter_used")
+JSON_FIELDS = ("before_state", "after_state", "filter_used")
+
+
+def _make_encoder():
+    """A reusable C JSON encoder: building one per call is most of ``json.dumps``'s cost."""
+    from json import encoder as _enc
+
+    py = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    if _enc.c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return py.encode
+    iterencode = _enc.c_make_encoder(None, py.default, _enc.encode_basestring_ascii, None, ":", ",",
+                                     True, False, True)
+    return lambda value: "".join(iterencode(value, 0))
+
+
+#: canonical JSON text of a value (sorted keys, compact, ASCII)
+canonical = _make_encoder()
 
 
 def to_millis(moment: dt.datetime) -> int:
@@ -44,11 +68,177 @@ def truncate_to_millis(moment: dt.datetime) -> dt.datetime:
     return moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
 
 
-def compute_hash(row: Mapping[str, Any]) -> str:
-    """The hash of a stored (or about to be stored) row: every field in ``HASHED_FIELDS``."""
-    doc = {name: row.get(name) for name in HASHED_FIELDS}
-    doc["performed_at"] = to_millis(row["performed_at"])
-    if doc["confidence_at_decision"] is not None:
-        doc["confidence_at_decision"] = float(doc["confidence_at_decision"])
-    payload = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+def audit_key(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The HMAC key from ``AGENTIC_PIPELINE_AUDIT_KEY``, or None (plain SHA-256)."""
+    raw = (os.environ if environ is None else environ).get(KEY_ENV, "")
+    return raw.encode("utf-8") if raw else None
+
+
+def payload_head(id_, book_id, pipeline_id, action, actor, reason, confidence, millis, prev_hash) -> str:
+    """The scalar part of the payload, without its closing bracket."""
+    if confidence is not None:
+        confidence = float(confidence)
+    return canonical([id_, book_id, pipeline_id, action, actor, reason, confidence, millis, prev_hash])[:-1]
+
+
+def digest(payload: str, key: bytes | None) -> str:
+    data = payload.encode("ascii")
+    if key is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.digest(key, data, "sha256").hex()
+
+
+def payload_of(row: Mapping[str, Any]) -> str:
+    """The canonical payload of a stored (or about to be stored) row."""
+    head = payload_head(row.get("id"), row.get("book_id"), row.get("pipeline_id"), row.get("action"),
+                        row.get("actor"), row.get("reason"), row.get("confidence_at_decision"),
+                        to_millis(row["performed_at"]), row.get("prev_hash"))
+    docs = ",".join(canonical(row.get(name)) for name in JSON_FIELDS)
+    return f"{head},{docs}]"
+
+
+def compute_hash(row: Mapping[str, Any], key: bytes | None = None) -> str:
+    """The hash of a row: every field in ``HASHED_FIELDS`` (HMAC when ``key`` is given)."""
+    return digest(payload_of(row), key)
+
+
+# ----------------------------------------------------------------- verifying (pure)
+@dataclasses.dataclass
+class Problem:
+    """The first entry that does not verify: its id, what kind of damage, in words."""
+
+    entry_id: int
+    kind: str  # edited | deleted | inserted | rechained | unkeyed
+    message: str
+
+
+@dataclasses.dataclass
+class Verdict:
+    count: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+    last_hash: str = GENESIS
+    pruned_ids: int = 0
+    unkeyed: int = 0
+    keyed: bool = False
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclasses.dataclass(frozen=True)
+class Removed:
+    """A run of ids retention removed; ``boundary`` starts the hash of its last entry."""
+
+    first: int
+    last: int
+    boundary: str
+
+
+def merge_removed(runs: list[Removed]) -> list[Removed]:
+    """Sorted, merged runs (a later prune can remove the neighbours of an earlier run)."""
+    out: list[Removed] = []
+    for run in sorted(runs, key=lambda r: r.first):
+        if out and run.first <= out[-1].last + 1:
+            prev = out[-1]
+            keep = run if run.last >= prev.last else prev
+            out[-1] = Removed(prev.first, max(prev.last, run.last), keep.boundary)
+        else:
+            out.append(run)
+    return out
+
+
+def _entry_hashes(row: tuple, key: bytes | None) -> tuple[bool, bool]:
+    """(matches with the key, matches as plain SHA-256) for a scan row (see ``db.audit_store.scan``)."""
+    head = payload_head(*row[:9])
+    docs = [d if d is not None else "null" for d in row[10:13]]
+    fast = f"{head},{docs[0]},{docs[1]},{docs[2]}]"
+    slow = f"{head},{','.join(d if d == 'null' else canonical(json.loads(d)) for d in docs)}]"
+    stored = row[9]
+    for payload in (fast, slow) if slow != fast else (fast,):
+        if digest(payload, key) == stored:
+            return True, key is None
+        if key is not None and digest(payload, None) == stored:
+            return False, True
+    return False, False
+
+
+def verify_rows(rows, removed: list[Removed], key: bytes | None = None) -> Verdict:
+    """Walk ``rows`` (id order) and return the verdict: the count, or the first entry that does not match."""
+    verdict = Verdict(keyed=key is not None)
+    runs = merge_removed(removed)
+    k, prev_id, prev_hash = 0, 0, GENESIS
+    next_first = runs[0].first if runs else None
+    for row in rows:
+        id_ = row[0]
+        if id_ != prev_id + 1 or (next_first is not None and id_ >= next_first):
+            while k < len(runs) and runs[k].last < prev_id + 1:
+                k += 1
+            problem = _check_gap(row, prev_id, prev_hash, runs[k] if k < len(runs) else None)
+            if problem is not None:
+                verdict.problem = problem
+                return verdict
+            if id_ != prev_id + 1:
+                verdict.pruned_ids += id_ - prev_id - 1
+                k += 1
+            next_first = runs[k].first if k < len(runs) else None
+        elif row[8] != prev_hash:
+            verdict.problem = Problem(id_, "rechained", (
+                f"entry {id_}: its prev_hash does not match entry {prev_id}'s hash (entry {prev_id} was edited "
+                f"with its hash recomputed, or entry {id_} was inserted or re-chained out of band)"))
+            return verdict
+        if not _hash_ok(row, key, verdict):
+            return verdict
+        prev_id, prev_hash = id_, row[9]
+        verdict.count += 1
+        if verdict.first_id is None:
+            verdict.first_id = id_
+    verdict.last_id, verdict.last_hash = (prev_id or None), prev_hash
+    return verdict
+
+
+def _hash_ok(row: tuple, key: bytes | None, verdict: Verdict) -> bool:
+    if key is None:  # the hot path: splice the stored (canonical) JSON texts, one SHA-256
+        docs = row[10:13]
+        payload = (f"{payload_head(*row[:9])},{docs[0] or 'null'},{docs[1] or 'null'},{docs[2] or 'null'}]")
+        if _sha256(payload.encode("ascii")).hexdigest() == row[9]:
+            return True
+    keyed, plain = _entry_hashes(row, key)
+    if keyed:
+        return True
+    if plain and key is not None:
+        if verdict.count > verdict.unkeyed:  # keyed entries came before: this one was written without the key
+            verdict.problem = Problem(row[0], "unkeyed", (
+                f"entry {row[0]}: its hash is plain SHA-256, not keyed with AGENTIC_PIPELINE_AUDIT_KEY, after "
+                f"keyed entries (written without the key: forged out of band)"))
+            return False
+        verdict.unkeyed += 1
+        return True
+    hint = "" if key is not None else " (or written with an audit key: set AGENTIC_PIPELINE_AUDIT_KEY)"
+    verdict.problem = Problem(row[0], "edited",
+                              f"entry {row[0]}: its content does not match its hash (edited out of band){hint}")
+    return False
+
+
+def _check_gap(row: tuple, prev_id: int, prev_hash: str, run: Removed | None) -> Problem | None:
+    """Ids missing before ``row`` must be one run removed by retention, and ``row`` must chain to it."""
+    id_, expected = row[0], prev_id + 1
+    if id_ < expected:
+        return Problem(id_, "inserted", f"entry {id_} is out of order after entry {prev_id}")
+    if run is not None and run.first <= id_ <= run.last:
+        return Problem(id_, "inserted", (f"entry {id_} lies in ids {run.first}..{run.last} that retention "
+                                         "removed (inserted out of band)"))
+    if id_ == expected:
+        if row[8] != prev_hash:
+            return Problem(id_, "rechained", f"entry {id_}: its prev_hash does not match entry {prev_id}'s hash")
+        return None
+    missing = f"{expected}" if expected == id_ - 1 else f"{expected}..{id_ - 1}"
+    if run is None or run.first > expected or run.last < id_ - 1:
+        return Problem(id_, "deleted", (f"entries {missing} before entry {id_} are missing and no "
+                                        "RETENTION_PRUNED entry accounts for them (deleted out of band)"))
+    if not row[8].startswith(run.boundary):
+        return Problem(id_, "rechained", (f"entry {id_}: its prev_hash does not match the hash retention "
+                                          f"recorded for entry {id_ - 1}, removed by retention"))
+    return None

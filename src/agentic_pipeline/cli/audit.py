@@ -1,0 +1,106 @@
+"""The ``audit`` command group: query the trail, ``verify`` the chain, ``prune`` past retention."""
+
+from __future__ import annotations
+
+import click
+
+from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+
+
+@click.group("audit", invoke_without_command=True)
+@click.option("--last", "limit", type=int, default=20, show_default=True, help="Show at most N entries.")
+@click.option("--actor", help="Only this actor; globs work: 'batch:*', 'human:*' (case-sensitive).")
+@click.option("--action", help="Only this action, e.g. APPROVED, BATCH_REJECTED (case-insensitive).")
+@click.option("--book-id", type=int, help="Only entries about this library book.")
+@click.option("--pipeline-id", type=int, help="Only entries about this pipeline.")
+@click.option("--last-days", type=float, help="Only entries from the last D days.")
+@json_option
+@click.pass_context
+def audit_group(ctx, limit, actor, action, book_id, pipeline_id, last_days, as_json) -> None:
+    """Query, verify and prune the append-only audit trail (newest entries first).
+
+    \b
+    Examples:
+      agentic-pipeline audit --last 50
+      agentic-pipeline audit --actor 'batch:*' --last-days 7
+      agentic-pipeline audit --action REJECTED --json
+      agentic-pipeline audit verify
+      agentic-pipeline audit prune            (dry run)
+      agentic-pipeline audit prune --execute
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from agentic_pipeline.audit import trail
+
+    rows = trail.query(ctx.obj.app(), actor=actor, action=action, book_id=book_id, pipeline_id=pipeline_id,
+                       last_days=last_days, limit=limit)
+    emit(rows, as_json, _render_entries)
+
+
+def _render_entries(rows) -> None:
+    from rich.table import Table
+
+    if not rows:
+        click.echo("No audit entries match.")
+        return
+    table = Table("id", "when (UTC)", "action", "actor", "pipeline", "book", "reason", box=None)
+    for r in rows:
+        table.add_row(str(r["id"]), f"{r['performed_at']:%Y-%m-%d %H:%M:%S}", r["action"], r["actor"],
+                      str(r["pipeline_id"] or ""), str(r["book_id"] or ""), (r["reason"] or "")[:60])
+    console().print(table)
+
+
+@audit_group.command("verify")
+@json_option
+@click.pass_obj
+def verify_cmd(obj, as_json: bool) -> None:
+    """Walk the hash chain; exit 0 with the count when intact, 1 naming the first bad entry.
+
+    Detects entries edited, deleted or inserted out of band (e.g. after the append-only triggers
+    were dropped). Set AGENTIC_PIPELINE_AUDIT_KEY to also detect appends forged without the key.
+    """
+    from agentic_pipeline.audit import trail
+
+    result = trail.verify(obj.app())
+    emit(result, as_json, _render_verify)
+    if not result["ok"]:
+        raise click.exceptions.Exit(1)
+
+
+def _render_verify(r) -> None:
+    if r["ok"]:
+        extra = f", {r['pruned_ids']} removed by retention" if r["pruned_ids"] else ""
+        keyed = f", keyed ({r['unkeyed']} older entries unkeyed)" if r["keyed"] else ""
+        click.echo(f"OK: {r['count']} entries verified{extra}{keyed}; head {r['last_id']} {r['last_hash']}")
+    else:
+        click.echo(f"TAMPERED at entry {r['problem']['entry_id']} ({r['problem']['kind']}): "
+                   f"{r['problem']['message']}", err=True)
+
+
+@audit_group.command("prune")
+@click.option("--execute", is_flag=True, help="Really remove the entries (default: dry run).")
+@actor_option
+@json_option
+@click.pass_obj
+def prune_cmd(obj, execute: bool, actor: str, as_json: bool) -> None:
+    """Remove entries past their retention period (dry run unless --execute).
+
+    The policy is the retention_days setting (APPROVED 365, REJECTED 365, ROLLED_BACK 730,
+    BATCH_* 90, others 365 days). The removal is recorded in a RETENTION_PRUNED entry so
+    `audit verify` keeps validating the chain.
+    """
+    from agentic_pipeline.audit import retention
+
+    emit(retention.prune(obj.app(), execute=execute, actor=actor), as_json, _render_prune)
+
+
+def _render_prune(r) -> None:
+    verb = "Removed" if r["execute"] else "Would remove"
+    click.echo(f"{verb} {r['count']} entries past retention" + ("" if r["execute"] else " (dry run)"))
+    for action, n in r["by_action"].items():
+        click.echo(f"  {action:<24} {n:>9}  (before {r['cutoffs'][action]:%Y-%m-%d})")
+    if r["execute"] and r["record_ids"]:
+        click.echo(f"Recorded in RETENTION_PRUNED entr{'y' if len(r['record_ids']) == 1 else 'ies'} "
+                   f"{', '.join(map(str, r['record_ids']))}")
+    elif r["count"]:
+        click.echo("Run again with --execute to remove them.")
