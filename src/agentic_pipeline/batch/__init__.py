@@ -1,0 +1,1 @@
+"""Batch operations: one filter (``filters.BatchFilter``), evaluated in SQL; plan, then apply."""

@@ -1,0 +1,155 @@
+"""SQL for batch operations: the filter as a WHERE clause over the whole table, and set-based changes.
+
+``list_matching`` / ``count_matching`` evaluate ``batch.filters.BatchFilter`` in the database (never
+"fetch rows, then filter in Python"). The change primitives work on a chunk of ids at once:
+``lock_rows`` reads the chunk (row locks on PostgreSQL; SQLite's write transaction is exclusive),
+``transition_many`` is ``PipelineStore.transition`` for many rows (compare-and-set on the expected
+state, ``RETURNING id``, bulk history insert), ``update_many`` the same for non-state columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from agentic_pipeline.db.schema import pipeline_state_history as history
+from agentic_pipeline.db.schema import processing_pipelines as pp
+from agentic_pipeline.pipeline import states
+from agentic_pipeline.pipeline.states import State
+
+#: the columns a plan shows and an apply needs
+PLAN_COLUMNS = (pp.c.id, pp.c.title, pp.c.source_path, pp.c.book_type, pp.c.confidence, pp.c.state,
+                pp.c.created_at, pp.c.priority, pp.c.base_priority, pp.c.aging_level, pp.c.book_id)
+_LOCK_COLUMNS = PLAN_COLUMNS + (pp.c.state_entered_at, pp.c.retry_count, pp.c.max_attempts)
+
+
+def glob_condition(column: sa.ColumnElement, pattern: str, dialect: str) -> sa.ColumnElement[bool]:
+    """``*`` any run, ``?`` one character, all else literal; case-sensitive on both engines.
+
+    SQLite: GLOB (case-sensitive; ``[`` is escaped as ``[[]``). PostgreSQL: LIKE with ``\\`` escaping
+    ``%``, ``_`` and itself (LIKE is case-sensitive there; SQLite's LIKE is not, hence GLOB).
+    """
+    if dialect == "sqlite":
+        return column.op("GLOB")(pattern.replace("[", "[[]"))
+    like = "".join("%" if ch == "*" else "_" if ch == "?" else "\\" + ch if ch in "%_\\" else ch for ch in pattern)
+    return column.like(like, escape="\\")
+
+
+def where(f, dialect: str, eligible: Iterable[State] | None = None) -> list[sa.ColumnElement[bool]]:
+    """The filter's conditions (``sa.false()`` for an empty filter without ``all``), plus ``state IN eligible``."""
+    if f.is_empty and not f.all:
+        return [sa.false()]
+    conds: list[sa.ColumnElement[bool]] = []
+    if f.book_type is not None:
+        conds.append(pp.c.book_type == f.book_type)
+    if f.min_confidence is not None:
+        conds.append(pp.c.confidence >= f.min_confidence)
+    if f.max_confidence is not None:
+        conds.append(pp.c.confidence <= f.max_confidence)
+    if f.state is not None:
+        conds.append(pp.c.state == f.state.value)
+    if f.created_before is not None:
+        conds.append(pp.c.created_at < f.created_before)
+    if f.created_after is not None:
+        conds.append(pp.c.created_at >= f.created_after)
+    if f.source_pattern is not None:
+        conds.append(glob_condition(pp.c.source_path, f.source_pattern, dialect))
+    if eligible is not None:
+        conds.append(pp.c.state.in_(sorted(State(s).value for s in eligible)))
+    return conds
+
+
+def count_matching(conn: sa.Connection, f, eligible: Iterable[State] | None = None) -> int:
+    """How many pipelines match, counted by the database over the whole table."""
+    return conn.execute(sa.select(sa.func.count()).select_from(pp).where(*where(f, conn.dialect.name, eligible))).scalar_one()
+
+
+def list_matching(conn: sa.Connection, f, limit: int | None, eligible: Iterable[State] | None = None) -> list[dict[str, Any]]:
+    """The matching pipelines in id order (at most ``limit``), with the columns a plan shows."""
+    query = sa.select(*PLAN_COLUMNS).where(*where(f, conn.dialect.name, eligible)).order_by(pp.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def lock_rows(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The current rows of ``ids``, locked until the transaction ends (PostgreSQL; SQLite holds the write lock)."""
+    query = sa.select(*_LOCK_COLUMNS).where(pp.c.id.in_(list(ids))).order_by(pp.c.id)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return {r.id: dict(r._mapping) for r in conn.execute(query)}
+
+
+def transition_many(conn: sa.Connection, rows: Sequence[dict[str, Any]], to: State, *, expect: State, actor: str,
+                    now: dt.datetime, values: dict[str, Any] | None = None,
+                    detail: dict[str, Any] | None = None) -> list[int]:
+    """Move ``rows`` (current rows, all in ``expect``) to ``to``: one compare-and-set UPDATE, bulk history.
+
+    Returns the ids that moved (a row no longer in ``expect`` is left alone). The same columns and
+    history as ``PipelineStore.transition`` with ``owner=ANY_OWNER``.
+    """
+    if not rows:
+        return []
+    if not states.can_transition(expect, to):
+        from agentic_pipeline import errors
+
+        raise errors.InvalidTransition(f"cannot move a pipeline from {expect.value} to {to.value}")
+    moved = set(update_many(conn, [r["id"] for r in rows], expect, _transition_values(to, now, values), now))
+    if moved:
+        conn.execute(history.insert(), [
+            {"pipeline_id": r["id"], "from_state": expect.value, "to_state": to.value, "at": now,
+             "duration_seconds": max((now - r["state_entered_at"]).total_seconds(), 0.0), "actor": actor,
+             "detail": detail}
+            for r in rows if r["id"] in moved
+        ])
+    return sorted(moved)
+
+
+def update_many(conn: sa.Connection, ids: Sequence[int], expect: State, values: dict[str, Any],
+                now: dt.datetime) -> list[int]:
+    """``UPDATE ... WHERE id IN (ids) AND state = expect RETURNING id``: the ids actually changed."""
+    if not ids:
+        return []
+    stmt = (pp.update().where(pp.c.id.in_(list(ids)), pp.c.state == State(expect).value)
+            .values(**{"updated_at": now, **values}).returning(pp.c.id))
+    return [r.id for r in conn.execute(stmt)]
+
+
+def _transition_values(to: State, now: dt.datetime, values: dict[str, Any] | None) -> dict[str, Any]:
+    out = dict(values or {})
+    out.update(state=to.value, state_entered_at=now)
+    if to not in states.WORKING:
+        out.update(lease_owner=None, lease_expires_at=None)
+    if to is State.COMPLETE:
+        out["completed_at"] = now
+    if to in states.CLAIMABLE:
+        out.setdefault("queued_at", now)
+    return out
+
+
+def existing_hashes(conn: sa.Connection, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Which content hashes are already queued or in the library: hash -> {pipeline_id, state, where}."""
+    from agentic_pipeline.db.schema import books
+
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(hashes), 500):
+        part = list(hashes[start:start + 500])
+        for r in conn.execute(sa.select(books.c.content_hash, books.c.pipeline_id).where(books.c.content_hash.in_(part))):
+            found.setdefault(r.content_hash, {"pipeline_id": r.pipeline_id, "state": None, "where": "library"})
+        query = (sa.select(pp.c.content_hash, pp.c.id, pp.c.state)
+                 .where(pp.c.content_hash.in_(part), pp.c.state != State.ARCHIVED.value).order_by(pp.c.id))
+        for r in conn.execute(query):
+            found.setdefault(r.content_hash, {"pipeline_id": r.id, "state": r.state, "where": "queue"})
+    return found
+
+
+#: PostgreSQL advisory lock key serialising batch-queue runs (SQLite: the write transaction)
+QUEUE_LOCK_KEY = 7261005
+
+
+def lock_queueing(conn: sa.Connection) -> None:
+    """Serialise "is this content new? then queue it" between concurrent batch-queue runs."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(QUEUE_LOCK_KEY)))

@@ -1,0 +1,1 @@
+"""The priority queue: priority rules and aging (pure) and the operations that change priorities."""
