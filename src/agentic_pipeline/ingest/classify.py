@@ -29,7 +29,7 @@ BOOK_TYPES: tuple[str, ...] = (
 )
 
 #: Softmax temperature, fitted on corpus slices by bench/bench_classify.py (minimum log-loss).
-TEMPERATURE = 1.0
+TEMPERATURE = 0.5
 #: Below this many words there is nothing to measure: the answer is "unknown".
 MIN_WORDS = 150
 #: When the best type's probability is below this, say "unknown" rather than guess.
@@ -165,7 +165,11 @@ def softmax(scores: dict[str, float], temperature: float = TEMPERATURE) -> dict[
 
 def classify_text(text: str, *, temperature: float = TEMPERATURE) -> Classification:
     """Classify raw text (a whole book or a slice of one); ``classify`` is this over the book's chapters."""
-    signals = classify_signals.measure(sample_text(text))
+    return decide(classify_signals.measure(sample_text(text)), temperature=temperature)
+
+
+def decide(signals: dict[str, float], *, temperature: float = TEMPERATURE) -> Classification:
+    """Turn measured signals into a classification (cheap: the benchmark calls it once per temperature)."""
     if signals["words"] < MIN_WORDS:
         reason = f"only {int(signals['words'])} words of text: too little signal to classify"
         return Classification("unknown", 0.1, reason, signals, {"unknown": 1.0})
@@ -175,7 +179,7 @@ def classify_text(text: str, *, temperature: float = TEMPERATURE) -> Classificat
     confidence = probs[best]
     if best != "unknown" and confidence < MIN_CONFIDENCE:
         reason = f"no type stands out (best {best} at {confidence:.2f}); " + _explain(best, terms[best])
-        return Classification("unknown", round(1 - confidence, 3) * 0.5, reason, signals, _rounded(probs))
+        return Classification("unknown", round(probs["unknown"], 3), reason, signals, _rounded(probs))
     reason = _explain(best, terms.get(best, []))
     return Classification(best, round(confidence, 3), reason, signals, _rounded(probs))
 
