@@ -1,0 +1,1 @@
+"""Health monitoring: the report, statistical stuck detection, recovery rules, alerts, metrics, HTTP."""
