@@ -1,0 +1,1 @@
+"""Approve, reject, roll back; the autonomy policy (pure, fail closed) and its operations."""

@@ -1,0 +1,234 @@
+"""Working the queue: process, worker, retry, pending, approve, reject, rollback, autonomy, escape-hatch."""
+
+from __future__ import annotations
+
+import click
+
+from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+
+
+@click.command("process")
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--priority", type=click.IntRange(1, 10), default=5, show_default=True, help="1 urgent .. 10 backfill.")
+@click.option("--wait", is_flag=True, help="Drive the book through every stage now and print where it ended.")
+@actor_option
+@json_option
+@click.pass_obj
+def process_cmd(obj, path: str, priority: int, wait: bool, actor: str, as_json: bool) -> None:
+    """Queue one book; with --wait, drive it through every stage in this process.
+
+    Without --wait the book waits in the queue for a worker. With --wait it stops at
+    PENDING_APPROVAL (or COMPLETE when the autonomy policy approved it), or where it failed.
+    """
+    from agentic_pipeline.orchestrator import process
+
+    result = process.process_one(obj.app(), path, priority=priority, actor=actor, wait=wait)
+
+    def human(d):
+        verb = "Queued" if d["created"] else "Already queued"
+        click.echo(f"{verb}: pipeline {d['id']} ({d['source_path']})")
+        if d.get("waited"):
+            extra = f" as {d['book_type']} ({d['confidence']:.2f})" if d.get("book_type") and d.get("confidence") is not None else ""
+            click.echo(f"Ended in {d['state'].upper()}{extra}" + (f": {d['error']}" if d.get("error") else ""))
+
+    emit(result, as_json, human)
+
+
+@click.command("worker")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
+@click.option("--watch", "watch_dir", type=click.Path(file_okay=False), help="Queue new books appearing in DIR.")
+@click.option("--processed-dir", type=click.Path(file_okay=False), help="Move completed books' files into DIR.")
+@click.option("--until-empty", is_flag=True, help="Exit 0 once nothing is queued or in progress.")
+@click.option("--health-interval", type=click.FloatRange(min=1), help="Seconds between health refreshes.")
+@click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
+              help="Seconds to wait when the queue is empty.")
+@click.pass_obj
+def worker_cmd(obj, concurrency, watch_dir, processed_dir, until_empty, health_interval, poll_seconds) -> None:
+    """Run workers that take books through the pipeline.
+
+    SIGTERM or Ctrl-C: stop claiming, finish the running stage, release the book, exit 0.
+    A second signal stops at once (the book is released and resumes elsewhere).
+    """
+    from pathlib import Path
+
+    from agentic_pipeline.orchestrator import worker
+
+    settings = obj.settings()
+    options = worker.Options(until_empty=until_empty, watch_dir=Path(watch_dir) if watch_dir else settings.watch_dir,
+                             processed_dir=Path(processed_dir) if processed_dir else settings.processed_dir,
+                             health_interval=health_interval, poll_seconds=poll_seconds)
+    obj.app()  # refuse a database whose schema is behind before forking anything
+    obj.close()
+    raise SystemExit(worker.run_worker(settings, concurrency=concurrency, options=options))
+
+
+@click.command("retry")
+@click.argument("pipeline_id", type=int, required=False)
+@actor_option
+@json_option
+@click.pass_obj
+def retry_cmd(obj, pipeline_id, actor: str, as_json: bool) -> None:
+    """Retry a book now (NEEDS_RETRY, FAILED or REJECTED); without an id, every book waiting to retry."""
+    from agentic_pipeline.orchestrator import retries
+
+    app = obj.app()
+    data = [retries.retry(app, pipeline_id, actor=actor)] if pipeline_id is not None else retries.retry_all_due(app, actor=actor)
+    emit(data, as_json, lambda d: click.echo("\n".join(f"Pipeline {r['id']}: {r['from']} -> due now" for r in d)
+                                             or "Nothing waiting to retry."))
+
+
+@click.command("pending")
+@click.option("--type", "book_type", help="Only books of this type.")
+@click.option("--limit", type=click.IntRange(1), help="At most this many.")
+@json_option
+@click.pass_obj
+def pending_cmd(obj, book_type, limit, as_json: bool) -> None:
+    """List books waiting for approval: id, title, type, confidence, age, validation."""
+    from agentic_pipeline.approval import operations
+
+    emit(operations.list_pending(obj.app(), limit=limit, book_type=book_type), as_json, _render_pending)
+
+
+def _render_pending(rows) -> None:
+    from rich.table import Table
+
+    from agentic_pipeline.cli.core import _human_seconds
+
+    if not rows:
+        click.echo("No books waiting for approval.")
+        return
+    table = Table("id", "title", "type", "confidence", "age", "validation", box=None)
+    for r in rows:
+        conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
+        table.add_row(str(r["id"]), (r["title"] or "")[:50], r["book_type"] or "", conf,
+                      _human_seconds(r["age_seconds"]), r["validation"])
+    console().print(table)
+
+
+@click.command("approve")
+@click.argument("pipeline_id", type=int)
+@click.option("--reason", help="Why (recorded in the audit trail).")
+@actor_option
+@json_option
+@click.pass_obj
+def approve_cmd(obj, pipeline_id: int, reason, actor: str, as_json: bool) -> None:
+    """Approve a validated book; a worker then embeds it into the library."""
+    from agentic_pipeline.approval import operations
+
+    data = operations.approve(obj.app(), pipeline_id, actor=actor, reason=reason)
+    emit(data, as_json, lambda d: click.echo(f"Approved pipeline {d['id']}; a worker will embed it."))
+
+
+@click.command("reject")
+@click.argument("pipeline_id", type=int)
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@actor_option
+@json_option
+@click.pass_obj
+def reject_cmd(obj, pipeline_id: int, reason: str, actor: str, as_json: bool) -> None:
+    """Reject a book, with a reason; its chapters and chunks are removed."""
+    from agentic_pipeline.approval import operations
+
+    data = operations.reject(obj.app(), pipeline_id, actor=actor, reason=reason)
+    emit(data, as_json, lambda d: click.echo(f"Rejected pipeline {d['id']} (removed {d['removed']['chunks']} chunks)."))
+
+
+@click.command("rollback")
+@click.argument("pipeline_id", type=int)
+@click.option("--reason", required=True, help="Why (recorded in the audit trail).")
+@actor_option
+@json_option
+@click.pass_obj
+def rollback_cmd(obj, pipeline_id: int, reason: str, actor: str, as_json: bool) -> None:
+    """Remove an approved or complete book's chapters, chunks and vectors; archive the pipeline."""
+    from agentic_pipeline.approval import operations
+
+    data = operations.rollback(obj.app(), pipeline_id, actor=actor, reason=reason)
+    emit(data, as_json, lambda d: click.echo(f"Rolled back pipeline {d['id']} (removed {d['removed']['chunks']} chunks)."))
+
+
+@click.group("autonomy", invoke_without_command=True)
+@click.pass_context
+def autonomy_group(ctx) -> None:
+    """Show or change the automatic-approval policy (supervised, partial, confident)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(autonomy_status_cmd)
+
+
+def _render_autonomy(d) -> None:
+    hatch = f"  ESCAPE HATCH ON since {d['escape_hatch_at']:%Y-%m-%d %H:%M} UTC: {d['escape_hatch_reason']}" if d["escape_hatch"] else ""
+    click.echo(f"Mode: {d['mode']}{hatch}")
+    if d["mode"] == "partial":
+        click.echo(f"Threshold: {d['partial_threshold']:.2f} for every known type")
+    for book_type, value in sorted(d["type_thresholds"].items()):
+        click.echo(f"  {book_type}: {value:.2f}")
+    click.echo(f"Automatic approvals today: {d['auto_approvals_today']} of {d['daily_cap']}")
+
+
+@autonomy_group.command("status")
+@json_option
+@click.pass_obj
+def autonomy_status_cmd(obj, as_json: bool = False) -> None:
+    """Show the mode, thresholds, daily cap and today's automatic approvals."""
+    from agentic_pipeline.approval import autonomy
+
+    emit(autonomy.status(obj.app()), as_json, _render_autonomy)
+
+
+@autonomy_group.command("enable")
+@click.argument("mode", type=click.Choice(["partial", "confident"]))
+@click.option("--threshold", type=click.FloatRange(0, 1, min_open=True), help="partial: the one threshold (default 0.95).")
+@click.option("--type-threshold", "type_thresholds", multiple=True, metavar="TYPE=VALUE",
+              help="confident: a per-type threshold (repeatable).")
+@click.option("--daily-cap", type=click.IntRange(0), help="Most automatic approvals per UTC day.")
+@actor_option
+@json_option
+@click.pass_obj
+def autonomy_enable_cmd(obj, mode, threshold, type_thresholds, daily_cap, actor, as_json) -> None:
+    """Let high-confidence books be approved automatically."""
+    from agentic_pipeline import errors
+    from agentic_pipeline.approval import autonomy
+
+    parsed = {}
+    for item in type_thresholds:
+        name, _, value = item.partition("=")
+        try:
+            parsed[name.strip()] = float(value)
+        except ValueError:
+            raise errors.InputError(f"--type-threshold wants TYPE=VALUE, got {item!r}") from None
+    data = autonomy.enable(obj.app(), mode, actor=actor, threshold=threshold, thresholds=parsed, daily_cap=daily_cap)
+    emit(data, as_json, _render_autonomy)
+
+
+@autonomy_group.command("disable")
+@actor_option
+@json_option
+@click.pass_obj
+def autonomy_disable_cmd(obj, actor, as_json) -> None:
+    """Back to supervised: every book waits for a human."""
+    from agentic_pipeline.approval import autonomy
+
+    emit(autonomy.disable(obj.app(), actor=actor), as_json, _render_autonomy)
+
+
+@autonomy_group.command("resume")
+@actor_option
+@json_option
+@click.pass_obj
+def autonomy_resume_cmd(obj, actor, as_json) -> None:
+    """Clear the escape hatch and return to the mode in force before it."""
+    from agentic_pipeline.approval import autonomy
+
+    emit(autonomy.resume(obj.app(), actor=actor), as_json, _render_autonomy)
+
+
+@click.command("escape-hatch")
+@click.argument("reason")
+@actor_option
+@json_option
+@click.pass_obj
+def escape_hatch_cmd(obj, reason: str, actor: str, as_json: bool) -> None:
+    """Stop all automatic approvals at once (back to supervised) until `autonomy resume`."""
+    from agentic_pipeline.approval import autonomy
+
+    emit(autonomy.escape_hatch(obj.app(), reason, actor=actor), as_json, _render_autonomy)

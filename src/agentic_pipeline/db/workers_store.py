@@ -1,0 +1,126 @@
+"""SQL for workers: registration and liveness, claiming one given pipeline, what is still in flight,
+duplicate lookups, and the maintenance leader rows.
+
+Leader election for periodic maintenance is one ``maintenance_tasks`` row per task: a worker takes
+it with a compare-and-set on (holder, lease expiry, last run), which works the same on SQLite
+(``BEGIN IMMEDIATE`` serialises writers) and PostgreSQL (the UPDATE's row lock serialises them).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from agentic_pipeline.db.schema import maintenance_tasks as mt
+from agentic_pipeline.db.schema import processing_pipelines as pp
+from agentic_pipeline.db.schema import workers
+from agentic_pipeline.pipeline import states
+from agentic_pipeline.pipeline.states import State
+
+#: pipelines that still count as "the book" for duplicate detection and queue dedupe
+DEAD = (State.ARCHIVED.value, State.REJECTED.value, State.FAILED.value, State.DUPLICATE.value)
+_WORKING = tuple(s.value for s in states.WORKING)
+
+
+# ----------------------------------------------------------------------- workers
+def register(conn: sa.Connection, worker_id: str, *, host: str, pid: int, now: dt.datetime) -> None:
+    conn.execute(workers.delete().where(workers.c.id == worker_id))
+    conn.execute(workers.insert().values(id=worker_id, host=host, pid=pid, started_at=now, last_seen=now))
+
+
+def touch(conn: sa.Connection, worker_id: str, *, now: dt.datetime, current: Any = ...) -> None:
+    """Refresh ``last_seen``; also set ``current_pipeline_id`` when ``current`` is given (None clears it)."""
+    values: dict[str, Any] = {"last_seen": now}
+    if current is not ...:
+        values["current_pipeline_id"] = current
+    conn.execute(workers.update().where(workers.c.id == worker_id).values(**values))
+
+
+def completed(conn: sa.Connection, worker_id: str) -> None:
+    conn.execute(workers.update().where(workers.c.id == worker_id)
+                 .values(completed_count=workers.c.completed_count + 1))
+
+
+def stop(conn: sa.Connection, worker_id: str, *, now: dt.datetime) -> None:
+    conn.execute(workers.update().where(workers.c.id == worker_id)
+                 .values(stopped_at=now, last_seen=now, current_pipeline_id=None))
+
+
+def get(conn: sa.Connection, worker_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(workers).where(workers.c.id == worker_id)).first()
+    return dict(row._mapping) if row else None
+
+
+# ----------------------------------------------------------------------- pipelines
+def claim_pipeline(conn: sa.Connection, pipeline_id: int, worker_id: str, *, now: dt.datetime,
+                   lease_seconds: float) -> bool:
+    """Lease this one pipeline if its lease is free, expired or already ours (``process --wait``)."""
+    free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_owner == worker_id, pp.c.lease_expires_at < now)
+    return bool(conn.execute(
+        pp.update().where(pp.c.id == pipeline_id, free)
+        .values(lease_owner=worker_id, lease_expires_at=now + dt.timedelta(seconds=lease_seconds), last_heartbeat=now)
+    ).rowcount)
+
+
+def outstanding(conn: sa.Connection, now: dt.datetime) -> dict[str, int]:
+    """What a draining worker still waits for: queued books, retries, and stages leased by a live worker."""
+    queued = conn.execute(sa.select(sa.func.count()).select_from(pp).where(
+        pp.c.state.in_((State.DETECTED.value, State.APPROVED.value, State.NEEDS_RETRY.value)))).scalar_one()
+    working = conn.execute(sa.select(sa.func.count()).select_from(pp).where(pp.c.state.in_(_WORKING))).scalar_one()
+    return {"queued": queued, "working": working}
+
+
+def live_duplicate_of(conn: sa.Connection, pipeline_id: int, content_hash: str) -> int | None:
+    """The lowest-id other live pipeline with the same content hash, if it has a lower id than ours."""
+    return conn.execute(
+        sa.select(sa.func.min(pp.c.id)).where(pp.c.content_hash == content_hash, pp.c.id < pipeline_id,
+                                              pp.c.state.not_in(DEAD))
+    ).scalar()
+
+
+def live_pipeline_for_file(conn: sa.Connection, source_path: str, content_hash: str) -> int | None:
+    """A live pipeline already queued for this exact file and content (queueing twice is a no-op)."""
+    return conn.execute(
+        sa.select(sa.func.min(pp.c.id)).where(pp.c.source_path == source_path, pp.c.content_hash == content_hash,
+                                              pp.c.state.not_in(DEAD))
+    ).scalar()
+
+
+def lock_key(conn: sa.Connection, key: int) -> None:
+    """Serialise a decision on PostgreSQL (transaction advisory lock); SQLite's writer lock already does."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+# ----------------------------------------------------------------------- maintenance leader rows
+def take_task(conn: sa.Connection, name: str, holder: str, *, now: dt.datetime, interval: float,
+              lease_seconds: float) -> bool:
+    """Become the one runner of task ``name`` if it is due and nobody live holds it."""
+    if conn.execute(sa.select(mt.c.name).where(mt.c.name == name)).first() is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(mt.insert().values(name=name))
+        except sa.exc.IntegrityError:
+            pass
+    free = sa.or_(mt.c.holder.is_(None), mt.c.holder == holder, mt.c.lease_expires_at < now)
+    due = sa.or_(mt.c.last_run_at.is_(None), mt.c.last_run_at <= now - dt.timedelta(seconds=interval))
+    return bool(conn.execute(
+        mt.update().where(mt.c.name == name, free, due)
+        .values(holder=holder, lease_expires_at=now + dt.timedelta(seconds=lease_seconds))
+    ).rowcount)
+
+
+def finish_task(conn: sa.Connection, name: str, holder: str, *, now: dt.datetime, result: dict[str, Any]) -> None:
+    conn.execute(mt.update().where(mt.c.name == name, mt.c.holder == holder)
+                 .values(holder=None, lease_expires_at=None, last_run_at=now, last_result=result))
+
+
+def tasks(conn: sa.Connection) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(sa.select(mt).order_by(mt.c.name))]
+
+
+def pipelines_in_state(conn: sa.Connection, state: str) -> list[dict[str, Any]]:
+    rows = conn.execute(sa.select(pp).where(pp.c.state == state).order_by(pp.c.state_entered_at, pp.c.id))
+    return [dict(r._mapping) for r in rows]

@@ -1,0 +1,1 @@
+"""Drives books through the states: stages, process_one, workers, retries, maintenance."""

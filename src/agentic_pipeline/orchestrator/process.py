@@ -1,0 +1,179 @@
+"""Driving one claimed book through its stages: ``drive``, ``apply``, and ``process_one``.
+
+A worker holds the lease while it drives a book; every stage's output is applied in the same
+transaction as its lease-checked transition (``owner=worker_id``), so a worker that lost its
+lease (killed, paused too long) can never write over the one that took over.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from typing import Any, Callable
+
+from agentic_pipeline import errors
+from agentic_pipeline.audit import actions, chain
+from agentic_pipeline.db import library_store
+from agentic_pipeline.orchestrator import child, faults as faults_mod, retries, stages
+from agentic_pipeline.orchestrator.heartbeat import Heartbeat
+from agentic_pipeline.pipeline import states
+from agentic_pipeline.pipeline.states import State
+
+
+class Aborted(errors.PipelineError):
+    """The worker was told to stop at once; the book was left where it was and released."""
+
+
+def new_worker_id(kind: str = "worker") -> str:
+    host = "".join(ch if ch.isalnum() or ch in ".-" else "-" for ch in socket.gethostname())[:60] or "host"
+    return f"{kind}-{host}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def worker_actor(worker_id: str) -> str:
+    return f"system:{worker_id}"
+
+
+def drive(app, p, worker_id: str, *, isolate: bool = True, plan: faults_mod.FaultPlan | None = None,
+          stopping: Callable[[], bool] = lambda: False, aborting: Callable[[], bool] = lambda: False):
+    """Run stages on a pipeline this worker has leased until it leaves the working states.
+
+    Stops early (leaving the book in its next working state, lease held) when ``stopping()``;
+    the caller releases it. After PENDING_APPROVAL the autonomy policy may approve it.
+    """
+    p = enter(app, p, worker_id)
+    while p.state in states.WORKING:
+        p = step(app, p, worker_id, isolate=isolate, plan=plan, aborting=aborting)
+        if stopping() and p.state in states.WORKING:
+            break
+    if p.state is State.PENDING_APPROVAL:
+        from agentic_pipeline.approval import autonomy
+
+        autonomy.maybe_auto_approve(app, p.id)
+        p = app.pipelines.get(p.id)
+    return p
+
+
+def enter(app, p, worker_id: str):
+    """Move a claimed queue entry into its working stage (DETECTED, APPROVED, NEEDS_RETRY); working states stay."""
+    target = {State.DETECTED: State.HASHING, State.APPROVED: State.EMBEDDING}.get(p.state)
+    if p.state is State.NEEDS_RETRY:
+        target = retries.resume_stage(p)
+    if target is None:
+        return p
+    return app.pipelines.transition(p.id, target, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
+                                    detail={"resume": True} if p.state is State.NEEDS_RETRY else None)
+
+
+def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=lambda: False):
+    """Run the stage ``p.state`` names and apply its outcome (or the failure decision)."""
+    settings = app.settings
+    beat = Heartbeat(app, p.id, worker_id)
+    try:
+        with beat:
+            if isolate:
+                outcome = child.run(run_stage, app, p, plan, timeout=float(settings.stage_timeouts[p.state.value]),
+                                    memory_mb=settings.stage_memory_mb, abort=lambda: aborting() or beat.lost)
+            else:
+                outcome = run_stage(app, p, plan)
+        _raise_if_lost(beat, worker_id, p)
+        return apply(app, p, outcome, worker_id)
+    except errors.Conflict:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure is recorded: permanent, retry or failed
+        if isinstance(exc, child.ChildDied) and aborting():
+            raise Aborted(f"stopped during {p.state.value}") from None
+        _raise_if_lost(beat, worker_id, p)
+        return fail(app, p, exc, worker_id)
+
+
+def _raise_if_lost(beat: Heartbeat, worker_id: str, p) -> None:
+    if beat.lost:
+        raise errors.LeaseLost(f"worker {worker_id} lost the lease on pipeline {p.id} during {p.state.value}")
+
+
+def run_stage(app, p, plan=None) -> stages.Outcome:
+    """The stage function for ``p.state``, after the fault plan had its say (runs in the child)."""
+    if plan is not None:
+        plan.before(p.state.value, p)
+    return stages.STAGES[p.state](app, p)
+
+
+def apply(app, p, outcome: stages.Outcome, worker_id: str):
+    """Write the outcome's library rows and move the pipeline, in one transaction."""
+    updates = dict(outcome.updates)
+    if outcome.to is State.COMPLETE or outcome.to is State.PENDING_APPROVAL:
+        updates.update(error=None, retry_stage=None, next_attempt_at=None)
+    with app.db.write() as conn:
+        if outcome.library is not None:
+            lib = outcome.library
+            updates["book_id"] = library_store.replace_book(conn, pipeline_id=p.id, book=lib["book"],
+                                                            chapter_rows=lib["chapters"], chunk_rows=lib["chunks"],
+                                                            now=app.clock.now())
+        if outcome.delete_library:
+            library_store.delete_book(conn, p.id)
+            updates["book_id"] = None
+        if outcome.to is State.COMPLETE:
+            _check_embedded(conn, app, p)
+        audit = outcome.audit
+        if audit is not None and audit.book_id is None:
+            audit = chain.AuditEntry(**{**audit.__dict__, "book_id": p.row.get("book_id")})
+        return app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
+                                        owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn)
+
+
+def _check_embedded(conn, app, p) -> None:
+    missing = library_store.count_without_vectors(conn, p.row.get("book_id"), app.embedder.name)
+    if missing:
+        raise errors.TransientError(f"{missing} chunks of pipeline {p.id} still have no vector")
+
+
+def fail(app, p, exc: BaseException, worker_id: str):
+    """Record a failure: REJECTED (permanent, with an audit entry), NEEDS_RETRY with backoff, or FAILED."""
+    s = app.settings
+    decision = retries.decide_failure(exc, stage=p.state, retry_count=p.row.get("retry_count") or 0,
+                                      max_attempts=p.row.get("max_attempts") or s.max_attempts, now=app.clock.now(),
+                                      base=s.retry_base_seconds, cap=s.retry_max_seconds)
+    audit = None
+    with app.db.write() as conn:
+        if decision.to is State.REJECTED:
+            library_store.delete_book(conn, p.id)
+            decision.updates["book_id"] = None
+            audit = chain.AuditEntry(action=actions.Action.REJECTED, actor=worker_actor(worker_id), pipeline_id=p.id,
+                                     reason=decision.updates["error"], before_state={"state": p.state.value},
+                                     after_state={"state": "rejected"})
+        return app.pipelines.transition(p.id, decision.to, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
+                                        updates=decision.updates, audit=audit, conn=conn,
+                                        detail={"error": decision.updates["error"], "stage": p.state.value})
+
+
+# ----------------------------------------------------------------------- process_one
+def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = False, isolate: bool = True,
+                plan: faults_mod.FaultPlan | None = None) -> dict[str, Any]:
+    """Queue one book; with ``wait``, drive it here through every stage (and embedding if auto-approved)."""
+    from agentic_pipeline.orchestrator import queueing
+
+    queued = queueing.queue_file(app, path, priority=priority, actor=actor)
+    if not wait:
+        return {**queued, "waited": False}
+    worker_id = new_worker_id("process")
+    p = app.pipelines.get(queued["id"])
+    plan = plan if plan is not None else faults_mod.from_env()
+    while p.state in states.CLAIMABLE or p.state in states.WORKING:
+        if p.state is State.NEEDS_RETRY:
+            break
+        if not _claim(app, p.id, worker_id):
+            raise errors.LeaseLost(f"pipeline {p.id} is being worked on by {p.row.get('lease_owner')}; "
+                                   "see `agentic-pipeline status`")
+        p = drive(app, app.pipelines.get(p.id), worker_id, isolate=isolate, plan=plan)
+    return {**queued, "waited": True, "state": p.state.value, "title": p.row.get("title"),
+            "book_type": p.row.get("book_type"), "confidence": p.row.get("confidence"), "error": p.row.get("error"),
+            "next_attempt_at": p.row.get("next_attempt_at") if p.state is State.NEEDS_RETRY else None}
+
+
+def _claim(app, pipeline_id: int, worker_id: str) -> bool:
+    from agentic_pipeline.db import workers_store
+
+    with app.db.write() as conn:
+        return workers_store.claim_pipeline(conn, pipeline_id, worker_id, now=app.clock.now(),
+                                            lease_seconds=app.settings.lease_seconds)

@@ -1,0 +1,36 @@
+"""Queue one file: hash it and create its pipeline, once (the watcher and ``process`` use this).
+
+Queueing the same file twice at once yields one pipeline: the lookup and the insert run in one
+write transaction (SQLite's writer lock; a transaction advisory lock keyed by the hash on
+PostgreSQL). A different file with the same content is queued; HASHING marks it DUPLICATE.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from agentic_pipeline import errors
+from agentic_pipeline.audit import actions
+from agentic_pipeline.db import workers_store
+
+
+def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: str) -> dict[str, Any]:
+    """Queue ``path`` in DETECTED (or return the live pipeline already queued for it); returns id, created."""
+    from agentic_pipeline.ingest import hashing
+
+    actions.validate_actor(actor)
+    source = Path(path).expanduser()
+    if not source.is_file():
+        raise errors.InputError(f"not a file: {source}", path=str(source))
+    source = source.resolve()
+    digest = hashing.sha256_file(source)
+    with app.db.write() as conn:
+        workers_store.lock_key(conn, int(digest[:15], 16))
+        existing = workers_store.live_pipeline_for_file(conn, str(source), digest)
+        if existing is not None:
+            return {"id": existing, "created": False, "source_path": str(source), "content_hash": digest}
+        p = app.pipelines.create(source_path=str(source), actor=actor, content_hash=digest, priority=priority,
+                                 conn=conn)
+    return {"id": p.id, "created": True, "source_path": str(source), "content_hash": digest}

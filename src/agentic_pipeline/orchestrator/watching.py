@@ -1,0 +1,100 @@
+"""``worker --watch DIR``: queue new books as they appear, from filesystem events (watchdog).
+
+Files are queued once their size has stayed the same for ``settle`` seconds (a copy in progress
+is not a book yet); names starting with "." or "~" and unsupported suffixes are ignored. At
+start the folder is scanned once, so books dropped while no worker ran are queued too;
+``queue_file`` makes queueing a file twice harmless.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from agentic_pipeline.audit import actions
+
+
+def _supported(path: Path) -> bool:
+    from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
+
+    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith((".", "~"))
+
+
+class Watcher:
+    """Watch ``folder`` (recursively) and queue settled files through ``queue_file``."""
+
+    def __init__(self, app, folder: Path, *, actor: str = actions.SYSTEM_WORKER, priority: int = 5,
+                 settle: float = 1.0) -> None:
+        self.app, self.folder, self.actor, self.priority, self.settle = app, Path(folder), actor, priority, settle
+        self._seen: dict[Path, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.queued: list[int] = []
+        self.errors: list[str] = []
+
+    def start(self) -> "Watcher":
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event):
+                if event.is_directory or event.event_type not in ("created", "modified", "moved", "closed"):
+                    return
+                watcher.note(Path(getattr(event, "dest_path", "") or event.src_path))
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._observer = Observer()
+        self._observer.schedule(Handler(), str(self.folder), recursive=True)
+        self._observer.start()
+        for path in sorted(self.folder.rglob("*")):
+            self.note(path)
+        self._thread = threading.Thread(target=self._loop, name="watch-queue", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._observer.stop()
+        self._observer.join(timeout=5)
+        self._thread.join(timeout=5)
+
+    def note(self, path: Path) -> None:
+        if path.is_file() and _supported(path):
+            with self._lock:
+                self._seen[path] = (-1, time.monotonic())
+
+    def _loop(self) -> None:
+        while not self._stop.wait(min(0.25, self.settle / 2)):
+            self.flush()
+
+    def flush(self) -> None:
+        """Queue every noted file whose size has not changed for ``settle`` seconds."""
+        from agentic_pipeline.orchestrator import queueing
+
+        now = time.monotonic()
+        with self._lock:
+            items = list(self._seen.items())
+        for path, (size, since) in items:
+            try:
+                current = path.stat().st_size
+            except OSError:
+                self._forget(path)
+                continue
+            if current != size:
+                with self._lock:
+                    self._seen[path] = (current, now)
+                continue
+            if now - since < self.settle:
+                continue
+            self._forget(path)
+            try:
+                self.queued.append(queueing.queue_file(self.app, path, priority=self.priority, actor=self.actor)["id"])
+            except Exception as exc:  # noqa: BLE001 - one bad file must not stop the watcher
+                self.errors.append(f"{path}: {exc}")
+
+    def _forget(self, path: Path) -> None:
+        with self._lock:
+            self._seen.pop(path, None)

@@ -1,0 +1,244 @@
+"""``run_worker``: claim books, drive them through their stages, heartbeat, stop cleanly.
+
+One worker is one process: it registers in ``workers``, claims through the repository's safe
+claim (priority order), drives the book stage by stage (each stage in a child process with a
+time limit), and runs the periodic maintenance it wins. ``concurrency=N`` forks N such
+processes under a supervisor that forwards signals. Signals: the first SIGTERM/SIGINT stops
+claiming, lets the running stage finish and releases the book (exit 0); a second one kills the
+stage at once and still releases the lease (exit 130).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from agentic_pipeline import errors
+from agentic_pipeline.db import workers_store
+from agentic_pipeline.orchestrator import faults, maintenance, process
+from agentic_pipeline.pipeline.states import State
+
+log = logging.getLogger(__name__)
+EXIT_ABORTED = 130
+
+
+@dataclasses.dataclass
+class Options:
+    until_empty: bool = False
+    watch_dir: Path | None = None
+    processed_dir: Path | None = None
+    health_interval: float | None = None
+    poll_seconds: float = 1.0
+    isolate: bool = True
+    maintenance: bool = True
+
+
+class Worker:
+    """One worker process's loop; ``request_stop`` is what the signal handlers call."""
+
+    def __init__(self, app, options: Options, *, worker_id: str | None = None, plan=None) -> None:
+        self.app, self.options = app, options
+        self.id = worker_id or process.new_worker_id()
+        self.plan = plan if plan is not None else faults.from_env()
+        self.stopping = threading.Event()
+        self.aborting = threading.Event()
+        self.current: int | None = None
+        self.done: list[int] = []
+
+    def request_stop(self, *_: Any) -> None:
+        if self.stopping.is_set():
+            self.aborting.set()
+        self.stopping.set()
+
+    def run(self) -> int:
+        """Work until stopped (or, with ``until_empty``, until nothing is left); returns the exit code."""
+        app = self.app
+        with app.db.write() as conn:
+            workers_store.register(conn, self.id, host=socket.gethostname(), pid=os.getpid(), now=app.clock.now())
+        ticker = maintenance.Ticker(app, self.id, health_interval=self.options.health_interval)
+        try:
+            while not self.stopping.is_set():
+                if self.options.maintenance:
+                    ticker.tick()
+                p = app.pipelines.claim_next(self.id, lease_seconds=app.settings.lease_seconds)
+                if p is None:
+                    if self.options.until_empty and self._drained():
+                        break
+                    self._idle()
+                    continue
+                self._handle(p)
+        except process.Aborted:
+            pass
+        finally:
+            self._release_current()
+            with app.db.write() as conn:
+                workers_store.stop(conn, self.id, now=app.clock.now())
+        return EXIT_ABORTED if self.aborting.is_set() else 0
+
+    def _handle(self, p) -> None:
+        self.current = p.id
+        with self.app.db.write() as conn:
+            workers_store.touch(conn, self.id, now=self.app.clock.now(), current=p.id)
+        try:
+            p = process.drive(self.app, p, self.id, isolate=self.options.isolate, plan=self.plan,
+                              stopping=self.stopping.is_set, aborting=self.aborting.is_set)
+            if p.state is State.COMPLETE:
+                self._finished(p)
+        except errors.Conflict as exc:  # another worker took over, or an operator moved the book
+            log.info("worker %s gave up pipeline %s: %s", self.id, p.id, exc)
+        finally:
+            self._release_current()
+
+    def _finished(self, p) -> None:
+        self.done.append(p.id)
+        with self.app.db.write() as conn:
+            workers_store.completed(conn, self.id)
+        if self.options.processed_dir:
+            move_processed(self.app, p, Path(self.options.processed_dir))
+
+    def _release_current(self) -> None:
+        if self.current is None:
+            return
+        pid, self.current = self.current, None
+        try:
+            self.app.pipelines.release(pid, self.id)
+            with self.app.db.write() as conn:
+                workers_store.touch(conn, self.id, now=self.app.clock.now(), current=None)
+        except errors.StoreError as exc:
+            log.warning("could not release pipeline %s: %s (its lease will expire)", pid, exc)
+
+    def _drained(self) -> bool:
+        with self.app.db.read() as conn:
+            left = workers_store.outstanding(conn, self.app.clock.now())
+        return left["queued"] == 0 and left["working"] == 0
+
+    def _idle(self) -> None:
+        with self.app.db.write() as conn:
+            workers_store.touch(conn, self.id, now=self.app.clock.now())
+        self.stopping.wait(self.options.poll_seconds)
+
+
+def move_processed(app, p, folder: Path) -> str | None:
+    """Move a completed book's source into ``folder`` (never overwriting) and record the new path."""
+    source = Path(p.source_path)
+    if not source.is_file() or source.parent.resolve() == folder.resolve():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    target = free_name(folder, source.name)
+    shutil.move(str(source), str(target))
+    app.pipelines.update_fields(p.id, expect=State.COMPLETE, values={"source_path": str(target)})
+    return str(target)
+
+
+def free_name(folder: Path, name: str) -> Path:
+    """``folder/name``, or ``stem-1.ext``, ``stem-2.ext``... whichever does not exist yet."""
+    candidate = folder / name
+    stem, suffix = Path(name).stem, Path(name).suffix
+    n = 0
+    while candidate.exists():
+        n += 1
+        candidate = folder / f"{stem}-{n}{suffix}"
+    return candidate
+
+
+# ----------------------------------------------------------------------- entry points
+def run_worker(settings, *, concurrency: int = 1, options: Options | None = None, clock=None) -> int:
+    """Run ``concurrency`` worker processes (1 runs here) until stopped or drained; returns the exit code."""
+    options = options or Options()
+    if concurrency < 1:
+        raise errors.InputError(f"concurrency must be at least 1 (got {concurrency})")
+    if concurrency == 1:
+        return _run_here(settings, options, clock)
+    return _supervise(settings, concurrency, options)
+
+
+def _run_here(settings, options: Options, clock=None, *, ignore_sigint: bool = False) -> int:
+    from agentic_pipeline.app import App
+
+    with App.open(settings, clock=clock) as app:
+        worker = Worker(app, options)
+        _warm(app)
+        old = {sig: signal.signal(sig, worker.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        if ignore_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        watcher = _start_watch(app, options)
+        try:
+            return worker.run()
+        finally:
+            if watcher:
+                watcher.stop()
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+
+def _warm(app) -> None:
+    """Load the embedder once, before any stage forks, so every child shares it."""
+    app.embedder.count_tokens("warm up")
+
+
+def _start_watch(app, options: Options):
+    if not options.watch_dir:
+        return None
+    from agentic_pipeline.orchestrator.watching import Watcher
+
+    return Watcher(app, Path(options.watch_dir)).start()
+
+
+def _supervise(settings, concurrency: int, options: Options) -> int:
+    ctx = multiprocessing.get_context("fork")
+    child_options = dataclasses.replace(options, watch_dir=None)
+    procs = [ctx.Process(target=_child_entry, args=(settings, child_options), name=f"worker-{i}")
+             for i in range(concurrency)]
+    for proc in procs:
+        proc.start()
+
+    def forward(_sig, _frame):
+        for proc in procs:
+            if proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    watcher = None
+    try:
+        if options.watch_dir:
+            from agentic_pipeline.app import App
+
+            watch_app = App.open(settings)
+            watcher = _start_watch(watch_app, options)
+        for proc in procs:
+            proc.join()
+    finally:
+        if watcher:
+            watcher.stop()
+            watch_app.close()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    codes = [proc.exitcode or 0 for proc in procs]
+    return max(codes, key=abs) if any(codes) else 0
+
+
+def _child_entry(settings, options: Options) -> None:
+    # the supervisor turns a terminal's Ctrl-C into SIGTERM for each child: ignore the group-wide SIGINT
+    code = 1
+    try:
+        code = _run_here(settings, options, ignore_sigint=True)
+    except BaseException as exc:  # noqa: BLE001 - report, then leave without running the parent's atexit
+        log.error("worker process failed: %s", exc)
+    finally:
+        os._exit(code)
+
+
+def drained(app) -> bool:
+    """True when nothing is queued, due for retry or being worked on."""
+    with app.db.read() as conn:
+        left = workers_store.outstanding(conn, app.clock.now())
+    return left["queued"] == 0 and left["working"] == 0
+
