@@ -29,7 +29,7 @@ BOOK_TYPES: tuple[str, ...] = (
 )
 
 #: Softmax temperature, fitted on corpus slices by bench/bench_classify.py (minimum log-loss).
-TEMPERATURE = 0.5
+TEMPERATURE = 0.6
 #: Below this many words there is nothing to measure: the answer is "unknown".
 MIN_WORDS = 150
 #: When the best type's probability is below this, say "unknown" rather than guess.
