@@ -103,7 +103,8 @@ def build_report(snap: Snapshot, now: dt.datetime, settings) -> HealthReport:
         completed_24h=snap.completed_24h, failed=snap.counts.get(S.NEEDS_RETRY.value, 0),
         failed_permanently=snap.counts.get(S.FAILED.value, 0),
         avg_processing_seconds=_avg_processing(snap.recent_completed),
-        estimated_queue_minutes=(round(queued * per_book / len(snap.workers) / 60, 1) if snap.workers else None),
+        estimated_queue_minutes=(0.0 if not queued else round(queued * per_book / len(snap.workers) / 60, 1)
+                                 if snap.workers else None),
         queue_by_priority=snap.queue_by_priority, counts_by_state=snap.counts,
         waiting={s: {"count": snap.counts.get(s, 0), "oldest_age_seconds": _age(snap.oldest.get(s), now)}
                  for s in WAITING_STATES},

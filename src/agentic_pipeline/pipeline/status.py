@@ -42,6 +42,9 @@ def describe(app, pipeline_id: int) -> dict[str, Any]:
         ],
         "stuck": None,
     }
+    from agentic_pipeline.health import status_hook  # registers "stuck"; imported here to keep status light
+
+    status_hook.register()
     for hook in STATUS_HOOKS:
         hook(app, p, info, now)
     return info

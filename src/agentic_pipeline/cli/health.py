@@ -1,0 +1,160 @@
+"""Health commands: ``health``, ``stuck``, ``serve`` (thin skins over agentic_pipeline.health)."""
+
+from __future__ import annotations
+
+import click
+
+from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+
+EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
+
+
+@click.command("health")
+@json_option
+@click.option("--watch", is_flag=True, help="Redraw the report live until Ctrl-C.")
+@click.option("--fresh", is_flag=True, help="Recompute now instead of using the stored report.")
+@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between redraws with --watch.")
+@click.pass_context
+def health_cmd(ctx, as_json: bool, watch: bool, fresh: bool, interval: float) -> None:
+    """Show pipeline health: counts, stuck books, queue, workers, alerts.
+
+    Exit code 0 when healthy, 1 with warnings, 2 with critical alerts (for cron and CI).
+    The report comes from the one the maintenance worker stores while it is fresh; --fresh
+    recomputes it.
+    """
+    from agentic_pipeline.health import monitor
+
+    app = ctx.obj.app()
+    if watch:
+        report = _watch(app, fresh, interval)
+    else:
+        report = monitor.get_health(app, fresh=fresh)
+        emit(report, as_json, lambda r: console().print(render_report(r)))
+    ctx.exit(EXIT_CODES.get(report["status"], 2) if report else 0)
+
+
+def _watch(app, fresh: bool, interval: float):
+    """Redraw the report every ``interval`` seconds until Ctrl-C; returns the last one."""
+    import time
+
+    from rich.live import Live
+
+    from agentic_pipeline.health import monitor
+
+    report = monitor.get_health(app, fresh=fresh)
+    try:
+        with Live(render_report(report), console=console(), auto_refresh=False, screen=False) as live:
+            while True:
+                time.sleep(interval)
+                report = monitor.get_health(app, fresh=fresh)
+                live.update(render_report(report), refresh=True)
+    except KeyboardInterrupt:
+        return report
+
+
+def render_report(r):
+    """The report as Rich renderables: status, counts, stuck books, timings, queue, workers, alerts."""
+    from rich.console import Group
+    from rich.text import Text
+
+    colour = {"healthy": "green", "warning": "yellow", "critical": "red"}.get(r["status"], "red")
+    lines = [Text.from_markup(f"[bold]Pipeline health:[/] [bold {colour}]{r['status'].upper()}[/]  "
+                              f"[dim]({r['source']}, generated {r['generated_at'][:19].replace('T', ' ')} UTC, "
+                              f"{r['backend']})[/]")]
+    lines.append(Text(f"  Active: {r['active']}   Queued: {r['queued']}   Pending approval: {r['pending_approval']}"
+                      f"   Completed (24h): {r['completed_24h']}"))
+    lines.append(Text(f"  Failed: {r['failed']} (retrying)   Failed permanently: {r['failed_permanently']}"))
+    lines.append(Text(f"  Stuck: {len(r['stuck'])}" + ("" if not r["stuck"] else "  " + ", ".join(
+        f"#{s['id']} {s['state']} {s['minutes_in_state']:.0f} min (expected {s['expected_minutes']:.0f})"
+        + (" orphaned" if s["reason"] == "orphaned" else "") for s in r["stuck"][:5])
+        + (f" … and {len(r['stuck']) - 5} more" if len(r["stuck"]) > 5 else ""))))
+    avg = r["avg_processing_seconds"]
+    wait = r["estimated_queue_minutes"]
+    lines.append(Text(f"  Avg processing time: {_minutes(avg)}   Estimated queue wait: "
+                      f"{'no workers' if wait is None else f'{wait:.0f} min'}"))
+    oldest = (r["waiting"].get("detected") or {}).get("oldest_age_seconds")
+    lines.append(Text("  Queue by priority: " + " ".join(f"{p}:{n}" for p, n in r["queue_by_priority"].items())
+                      + (f"   oldest waiting {_minutes(oldest)}" if oldest else "")))
+    workers = ", ".join(f"{w['id']}" + (f" on #{w['current_pipeline_id']}" if w.get("current_pipeline_id") else "")
+                        for w in r["workers"])
+    lines.append(Text(f"  Workers: {len(r['workers'])}" + (f" ({workers})" if workers else "")))
+    for a in r["alerts"]:
+        style = {"critical": "bold red", "warning": "yellow"}.get(a["severity"], "cyan")
+        lines.append(Text.from_markup(f"  [{style}]{a['severity']}[/] {a['code']}: ") + Text(a["message"]))
+    return Group(*lines)
+
+
+def _minutes(seconds) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+@click.command("stuck")
+@json_option
+@click.option("--recover", is_flag=True, help="Apply the recovery rules to every stuck book.")
+@click.option("--reset", "reset_id", type=int, metavar="ID", help="Recover this one book by hand.")
+@click.option("--action", type=click.Choice(["retry", "reject", "reset"]), default="retry", show_default=True,
+              help="With --reset: retry (NEEDS_RETRY now), reject, or reset (back to DETECTED).")
+@actor_option
+@click.pass_obj
+def stuck_cmd(obj, as_json: bool, recover: bool, reset_id: int | None, action: str, actor: str) -> None:
+    """List stuck books; recover them by the rules (--recover) or one by one (--reset ID)."""
+    from agentic_pipeline.health import monitor, recovery
+
+    app = obj.app()
+    if reset_id is not None:
+        data = recovery.recover_one(app, reset_id, action, actor=actor)
+        emit(data, as_json, lambda d: click.echo(f"Pipeline {d['id']}: {d['from']} -> {d['to']} ({d['action']}, "
+                                                  f"stuck {d['stuck_minutes']:.0f} min) by {d['actor']}"))
+    elif recover:
+        data = recovery.recover_stuck(app, actor=actor)
+        emit(data, as_json, _render_recovery)
+    else:
+        found = monitor.find_stuck(app)
+        data = {"generated_at": found["generated_at"], "stuck": [s.to_dict() for s in found["stuck"]],
+                "decisions": [recovery.decide(s, app.settings).__dict__ for s in found["stuck"]]}
+        emit(data, as_json, _render_stuck)
+
+
+def _render_stuck(d) -> None:
+    from rich.table import Table
+
+    if not d["stuck"]:
+        click.echo("No stuck books.")
+        return
+    table = Table("id", "state", "minutes", "expected", "why", "lease", "recoveries", "rule says", box=None)
+    for s, dec in zip(d["stuck"], d["decisions"]):
+        table.add_row(str(s["id"]), s["state"], f"{s['minutes_in_state']:.0f}",
+                      f"{s['expected_minutes']:.0f} ({s['expected_source']})", s["reason"], s["lease_owner"] or "",
+                      str(s["auto_recovery_count"]), f"{dec['action']}: {dec['reason']}")
+    console().print(table)
+
+
+def _render_recovery(d) -> None:
+    click.echo(f"{d['stuck']} stuck; recovered {len(d['recovered'])}, alert only {len(d['alerted'])}, "
+               f"changed meanwhile {len(d['conflicts'])}")
+    for r in d["recovered"]:
+        click.echo(f"  #{r['id']} {r['from']} -> {r['to']} after {r['stuck_minutes']:.0f} min: {r['reason']}")
+    for a in d["alerted"]:
+        click.echo(f"  #{a['id']} {a['state']}: alert only ({a['reason']})")
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1: loopback only).")
+@click.option("--port", type=int, default=None, help="Port (default 8765; 0 picks a free one).")
+@click.pass_obj
+def serve_cmd(obj, host: str | None, port: int | None) -> None:
+    """Serve GET /health and GET /metrics over HTTP (read-only; 127.0.0.1 by default)."""
+    from agentic_pipeline.health import http
+
+    app = obj.app()
+    host = host or app.settings.http_host
+    port = app.settings.http_port if port is None else port
+    server = http.make_server(app, host, port)
+    bound = server.server_address
+    click.echo(f"Serving http://{bound[0]}:{bound[1]}/health and /metrics (Ctrl-C to stop)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
