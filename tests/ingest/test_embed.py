@@ -206,3 +206,21 @@ def test_blob_round_trip_is_little_endian_float32():
 def test_blob_of_the_wrong_size_is_a_config_error():
     with pytest.raises(ConfigError, match="re-embed"):
         embed.from_blob(b"\x00" * 12, 256)
+
+
+def test_real_book_chunks_rank_the_right_section_first(wordllama):
+    from pathlib import Path
+
+    from agentic_pipeline.ingest import chunking, ranking
+    from agentic_pipeline.ingest.extract import extract
+
+    book = extract(Path(__file__).resolve().parents[2] / "samples" / "books" / "waste-land.epub")
+    chunks = chunking.chunk_chapters(book.chapters, max_tokens=256, overlap_tokens=32,
+                                     count_tokens=wordllama.count_tokens)
+    matrix = wordllama.embed([c.text for c in chunks])
+    titles = {c.index: c.title for c in book.chapters}
+    for query, expected in [("April is the cruellest month, breeding lilacs", "BURIAL OF THE DEAD"),
+                            ("Phlebas the Phoenician, a fortnight dead", "DEATH BY WATER")]:
+        (row, score), *_ = ranking.top_k(wordllama.embed([query])[0], matrix, 3)
+        assert expected in titles[chunks[row].chapter_index], (query, chunks[row].text[:80])
+        assert 0 < score <= 1.0001
