@@ -59,14 +59,25 @@ def create_server(settings: config.Settings | None = None):
     """Build the MCP server for ``settings`` (default: loaded from the environment); the App opens in its lifespan."""
     from mcp.server.mcpserver import MCPServer
 
-    from agentic_pipeline import __version__, mcp_tools
+    from agentic_pipeline import __version__
 
     settings = settings or config.load()
     server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING",
                        lifespan=_lifespan(settings))
-    for spec in mcp_tools.TOOLS:
+    for spec in tool_specs():
         server.add_tool(spec.fn, name=spec.fn.__name__, annotations=spec.annotations, structured_output=True)
     return server
+
+
+#: the modules whose ``TOOLS`` the server exposes, in listing order
+TOOL_MODULES = ("agentic_pipeline.mcp_tools", "agentic_pipeline.mcp_batch")
+
+
+def tool_specs() -> list[Any]:
+    """Every tool the server exposes (``mcp_tools.ToolSpec``), in listing order."""
+    import importlib
+
+    return [spec for name in TOOL_MODULES for spec in importlib.import_module(name).TOOLS]
 
 
 def _lifespan(settings: config.Settings) -> Callable[[Any], contextlib.AbstractAsyncContextManager[ServerState]]:
@@ -144,6 +155,34 @@ def allowed_path(ctx, path: str) -> Path:
         return resolve_under_roots(path, roots_of(state_of(ctx).settings))
     except errors.PipelineError as exc:
         raise tool_error(exc) from exc
+
+
+def allowed_folder(ctx, path: str, *, recursive: bool) -> Path:
+    """Like ``allowed_path``, and refuse a folder holding links whose targets lie outside the roots."""
+    folder = allowed_path(ctx, path)
+    roots = roots_of(state_of(ctx).settings)
+    escaping = links_outside(folder, roots, recursive=recursive)
+    if escaping:
+        shown = ", ".join(escaping[:5]) + (f" and {len(escaping) - 5} more" if len(escaping) > 5 else "")
+        raise tool_error(errors.PathNotAllowed(
+            f"{folder} holds links to files outside the allowed roots ({shown}); nothing was queued"))
+    return folder
+
+
+def links_outside(folder: Path, roots: tuple[Path, ...], *, recursive: bool) -> list[str]:
+    """The symlinked files a folder walk (links to folders are not followed) would read outside ``roots``."""
+    if not folder.is_dir():
+        return []
+    real_roots = [Path(r).expanduser().resolve() for r in roots]
+    found = []
+    for dirpath, _dirs, files in os.walk(folder, followlinks=False):
+        for name in files:
+            file = Path(dirpath) / name
+            if file.is_symlink() and not any(file.resolve().is_relative_to(r) for r in real_roots):
+                found.append(str(file))
+        if not recursive:
+            break
+    return sorted(found)
 
 
 def roots_of(settings: config.Settings) -> tuple[Path, ...]:

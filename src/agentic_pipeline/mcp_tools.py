@@ -14,6 +14,7 @@ from mcp.server.mcpserver import Context
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from agentic_pipeline.audit.actions import Action
 from agentic_pipeline.mcp_server import actor_of, allowed_path, call
 
 Result = dict[str, Any]
@@ -26,7 +27,7 @@ Reason = Annotated[str, Field(min_length=1, max_length=1000,
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
 
-def _write(*, destructive: bool, idempotent: bool) -> ToolAnnotations:
+def write_annotations(*, destructive: bool, idempotent: bool) -> ToolAnnotations:
     return ToolAnnotations(read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent,
                            open_world_hint=False)
 
@@ -61,6 +62,73 @@ def set_pipeline_priority(pipeline_id: PipelineId, priority: Priority, ctx: Cont
     return call(ctx, operations.set_priority, pipeline_id, priority, actor=actor_of(ctx))
 
 
+def process_book(
+    path: Annotated[str, Field(min_length=1, max_length=4096, description=(
+        "The book file (EPUB, PDF, text, Markdown, HTML) under the allowed roots; a relative path is taken "
+        "from the first root."))],
+    ctx: Context,
+    priority: Priority = 5,
+    wait: Annotated[bool, Field(description=(
+        "false (default): queue it for the workers and return at once. true: process it now, before "
+        "returning (seconds for a small book, minutes for a large one)."))] = False,
+) -> Result:
+    """Queue one book for processing (hash, classify, chunk, validate), or process it right away with wait=true.
+
+    Queueing the same file again returns the existing pipeline. Returns the pipeline id; with
+    wait=true also the state it reached (usually pending_approval), its type and confidence.
+    """
+    from agentic_pipeline.orchestrator import process
+
+    book = allowed_path(ctx, path)
+    return call(ctx, process.process_one, str(book), priority=priority, actor=actor_of(ctx), wait=wait)
+
+
+def retry_book(pipeline_id: PipelineId, ctx: Context) -> Result:
+    """Retry one book now: a book waiting for a retry becomes due at once; a failed or rejected one is
+    queued again from where it failed (rejected books start over).
+
+    Use batch_retry for many books at once.
+    """
+    from agentic_pipeline.orchestrator import retries
+
+    return call(ctx, retries.retry, pipeline_id, actor=actor_of(ctx))
+
+
+# --- audit ----------------------------------------------------------------------------------------
+
+def get_audit_log(
+    ctx: Context,
+    book_id: Annotated[int | None, Field(ge=1, description="Only entries about this library book id.")] = None,
+    actor: Annotated[str | None, Field(min_length=1, max_length=130, description=(
+        "Only entries by this actor, exact or a glob: human:alice, mcp:*, batch:*, auto:*, system:*."))] = None,
+    action: Annotated[Action | None, Field(description="Only entries of this action.")] = None,
+    pipeline_id: Annotated[int | None, Field(ge=1, description="Only entries about this pipeline id.")] = None,
+    last_days: Annotated[float, Field(gt=0, le=3650, description="How many days back to look.")] = 7,
+    limit: Annotated[int, Field(ge=1, le=1000, description="At most this many entries, newest first.")] = 100,
+) -> Result:
+    """Who decided what, when and why: approvals, rejections, rollbacks, priority changes, batch
+    operations, recoveries and autonomy changes, newest first.
+
+    Use it to answer "why was this book rejected?" or "what did the batch approval change?".
+    """
+    from agentic_pipeline.audit import trail
+
+    entries = call(ctx, trail.query, actor=actor, action=action.value if action else None, book_id=book_id,
+                   pipeline_id=pipeline_id, last_days=last_days, limit=limit)
+    return {"count": len(entries), "entries": entries}
+
+
+def verify_audit_trail(ctx: Context) -> Result:
+    """Check that the audit trail is intact: every entry's hash chains to the one before.
+
+    Returns ok, the number of entries checked, and the first entry that does not verify if any
+    (a sign of tampering: tell the user).
+    """
+    from agentic_pipeline.audit import trail
+
+    return call(ctx, trail.verify)
+
+
 # --- library --------------------------------------------------------------------------------------
 
 def search_library(
@@ -79,8 +147,21 @@ def search_library(
     return {"query": query, "results": call(ctx, search.search, query, limit=limit)}
 
 
+def list_strategies(ctx: Context) -> Result:
+    """The processing strategies, one per book type: chunk size, overlap, chapter splitting and the
+    validation thresholds a processed book must meet."""
+    from agentic_pipeline.ingest import strategies
+
+    return {"strategies": call(ctx, lambda _app: [s.to_json() for s in strategies.load_strategies().values()])}
+
+
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(get_pipeline_status, READ),
-    ToolSpec(set_pipeline_priority, _write(destructive=False, idempotent=True)),
+    ToolSpec(process_book, write_annotations(destructive=False, idempotent=True)),
+    ToolSpec(set_pipeline_priority, write_annotations(destructive=False, idempotent=True)),
+    ToolSpec(retry_book, write_annotations(destructive=False, idempotent=False)),
+    ToolSpec(get_audit_log, READ),
+    ToolSpec(verify_audit_trail, READ),
     ToolSpec(search_library, READ),
+    ToolSpec(list_strategies, READ),
 )

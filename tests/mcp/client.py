@@ -26,6 +26,7 @@ def server_env(db_url: str, roots: list[Path] | None, **extra: str) -> dict[str,
         "AGENTIC_PIPELINE_CONFIG": "",
         "HF_HUB_OFFLINE": "1",
         "PYTHONPATH": str(REPO / "src"),
+        "XDG_CONFIG_HOME": str(REPO / "tests" / "mcp" / "no-config"),  # never the user's config.toml
         **extra,
     }
     if roots is not None:

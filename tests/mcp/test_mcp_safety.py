@@ -1,0 +1,115 @@
+"""The MCP server's safety rails, through the SDK's stdio client: two-step batches, path roots, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+
+from tests.mcp.client import CLIENT_NAME, mcp_client, server_env
+
+
+@pytest.fixture(scope="module")
+def safety_root(library):
+    """Links inside the root that point outside it, kept in their own subfolder."""
+    links = library["root"] / "links"
+    links.mkdir(exist_ok=True)
+    os.symlink(library["outside"] / "zoo-jss.pdf", links / "escape.pdf")
+    os.symlink(library["outside"], links / "escape-dir")
+    return library
+
+
+@pytest.fixture(scope="module")
+def queued(client, safety_root):
+    """The sample books queued (state detected) through the tool, once for the module."""
+    out = client.ok("batch_queue_folder", path=str(safety_root["root"]))
+    assert out["queued_count"] == 5 and out["unreadable_count"] == 0
+    return {row["path"]: row["id"] for row in out["queued"]}
+
+
+def fresh_token(error_text: str) -> tuple[str, dict]:
+    """The confirmation token and preview carried by a stale-confirmation error."""
+    preview = json.loads(error_text.split("Fresh preview:\n", 1)[1])
+    return preview["confirmation_token"], preview
+
+
+def test_batch_needs_preview_then_the_exact_token(client, safety_root, queued):
+    root = safety_root["root"]
+    args = {"priority": 2, "state": "detected", "source_pattern": f"{root}/*.epub"}
+    preview = client.ok("batch_set_priority", **args)
+    assert preview["executed"] is False
+    epubs = sorted(i for p, i in queued.items() if p.endswith(".epub"))
+    assert sorted(r["id"] for r in preview["preview"]["rows"]) == epubs
+    token = preview["confirmation_token"]
+
+    # execute without a token: refused, nothing changed
+    assert "confirmation token" in client.error("batch_set_priority", **args, execute=True)
+    # a made-up token: refused with a fresh preview
+    assert "Fresh preview" in client.error("batch_set_priority", **args, execute=True, confirmation="0" * 32)
+
+    # the match set changes (one more EPUB under the root): the old token is stale
+    added = client.ok("batch_queue_folder", path="later")
+    assert added["queued_count"] == 1
+    stale = client.error("batch_set_priority", **args, execute=True, confirmation=token)
+    assert "changed" in stale and "Next:" in stale
+    new_token, fresh = fresh_token(stale)
+    assert new_token != token and fresh["matched"] == len(epubs) + 1
+    for pid in queued.values():
+        assert client.ok("get_pipeline_status", pipeline_id=pid)["priority"] == 5
+
+    done = client.ok("batch_set_priority", **args, execute=True, confirmation=new_token)
+    assert sorted(done["result"]["applied_ids"]) == sorted(r["id"] for r in fresh["rows"])
+    for path, pid in queued.items():
+        assert client.ok("get_pipeline_status", pipeline_id=pid)["priority"] == (2 if path.endswith(".epub") else 5)
+    log = client.ok("get_audit_log", action="BATCH_PRIORITY_CHANGED")
+    assert log["entries"][0]["actor"] == f"mcp:{CLIENT_NAME}"
+
+
+@pytest.mark.parametrize("tool", ["batch_queue_folder", "process_book"])
+def test_paths_outside_the_roots_are_refused(client, safety_root, tool):
+    root, outside = safety_root["root"], safety_root["outside"]
+    book = "zoo-jss.pdf"
+    attempts = [
+        f"../outside/{book}" if tool == "process_book" else "../outside",  # relative .. (from the root)
+        str(root / ".." / "outside" / book),                                 # absolute with ..
+        str(outside / book),                                                 # absolute outside
+        str(root / "links" / "escape.pdf"),                                  # symlink to a file outside
+        str(root / "links" / "escape-dir" / book),                           # through a symlinked folder
+    ]
+    for path in attempts:
+        text = client.error(tool, path=path)
+        assert "outside the allowed roots" in text, (path, text)
+
+
+def test_a_folder_with_links_leading_out_is_refused(client, safety_root):
+    text = client.error("batch_queue_folder", path="links")
+    assert "links to files outside the allowed roots" in text and "escape.pdf" in text
+    text = client.error("batch_queue_folder", path=str(safety_root["root"]), recursive=True)
+    assert "escape.pdf" in text
+
+
+def test_inputs_are_validated_with_clear_messages(client, queued):
+    pid = next(iter(queued.values()))
+    assert "less than or equal to 10" in client.error("set_pipeline_priority", pipeline_id=pid, priority=11)
+    assert "greater than or equal to 1" in client.error("set_pipeline_priority", pipeline_id=pid, priority=0)
+    missing = client.error("get_pipeline_status", pipeline_id=999_999)
+    assert "999999" in missing and "Next:" in missing
+    assert "technical_tutorial" in client.error("batch_approve", min_confidence=0.9, book_type="cookbook")
+    assert "less than or equal to 1" in client.error("batch_approve", min_confidence=1.5)
+    assert "reason" in client.error("batch_reject", book_type="literature")
+    assert "APPROVED" in client.error("get_audit_log", action="NOPE")
+    assert "does not exist" in client.error("process_book", path="no-such-book.epub")
+    assert "empty" in client.error("search_library", query="  ")
+
+
+def test_no_roots_and_a_database_behind(tmp_path):
+    """Without roots the path tools say how to configure them; an old schema says to run init."""
+    env = server_env(f"sqlite:///{tmp_path / 'old.db'}", roots=None)
+    with mcp_client(env) as c:
+        text = c.error("process_book", path="/tmp/book.epub")
+        assert "AGENTIC_PIPELINE_MCP_ROOTS" in text
+        text = c.error("get_pipeline_status", pipeline_id=1)
+        assert "agentic-pipeline init" in text
+        assert re.search(r"schema", text)
