@@ -1,16 +1,15 @@
-"""Offline language detection and a garbage-text measure, from scripts and stopwords alone.
+"""Offline language detection from scripts and stopwords alone.
 
 Language is decided in two steps: the dominant Unicode script settles ja / zh / ko / ru / el / ar / he
 outright; Latin text is then told apart by counting very common function words per language. No model
-files, no network: the tables below are the whole method. ``garbage_ratio`` lives here because the
-extraction side's ``text_stats`` has no such function yet; validation imports it from this module.
+files, no network: the tables below are the whole method. (Garbage detection is
+``text_stats.garbage_ratio``, shared with the extractor.)
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import unicodedata
 
 _STOPWORDS: dict[str, frozenset[str]] = {
     "en": frozenset("the and of to in is that it was for with as on be are this by not or which you from".split()),
@@ -22,8 +21,6 @@ _STOPWORDS: dict[str, frozenset[str]] = {
     "nl": frozenset("de het een en van is dat niet op te zijn met voor die er ook als aan".split()),
 }
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
-#: Latin-1 letters that dominate when cp1251/KOI8 Cyrillic is decoded as Latin-1 (mojibake).
-_MOJIBAKE = re.compile(r"[\u00c0-\u00ff]")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -106,30 +103,3 @@ def normalise_language(tag: str | None) -> str | None:
         return None
     primary = re.split(r"[-_]", tag.strip())[0].lower()
     return primary or None
-
-
-def _is_garbage_word(word: str) -> bool:
-    """Whether one whitespace-separated token looks like decoding garbage rather than a word."""
-    if "\ufffd" in word or any(unicodedata.category(c) in ("Co", "Cc", "Cs") for c in word if c not in "\t"):
-        return True
-    letters = [c for c in word if c.isalpha()]
-    if len(letters) >= 3:
-        if len(_MOJIBAKE.findall(word)) / len(letters) > 0.5:
-            return True
-        scripts = {script_of(c) for c in letters} - {"other"}
-        if len(scripts) > 1 and not scripts <= {"han", "kana"} and not scripts <= {"latin", "han", "kana"}:
-            return True
-    return bool(re.search(r"[a-z]\.(sc|alt|swash|osf|ligature)\b", word))
-
-
-def garbage_ratio(text: str, limit: int = 400_000) -> float:
-    """Share of tokens that look like mojibake, private-use glyphs, replacement characters or glyph names.
-
-    Why: a PDF with legacy fonts and no ToUnicode map yields Latin-1 soup for Cyrillic text
-    (``Ïëàâàþùèå``) or glyph names (``E/x.sc/e.sc``); embedding that is worse than refusing it.
-    """
-    tokens = text[:limit].split()
-    if not tokens:
-        return 0.0
-    bad = sum(1 for token in tokens if _is_garbage_word(token))
-    return round(bad / len(tokens), 4)
