@@ -95,7 +95,7 @@ def processing(app, p) -> Outcome:
     strategy = p.row.get("strategy") or {}
     book = extract(app, p.source_path)
     if strategy.get("fallback"):
-        book = fallback_split(book)
+        book = fallback_split(book, strategy.get("fallback_split") or "pages")
     chunks = chunking.chunk_chapters(
         book.chapters, max_tokens=int(strategy.get("chunk_tokens", 384)),
         overlap_tokens=int(strategy.get("overlap_tokens", 48)), count_tokens=app.embedder.count_tokens,
@@ -128,7 +128,7 @@ def validating(app, p) -> Outcome:
     if result.passed:
         return Outcome(State.PENDING_APPROVAL, {"validation_result": report}, detail={"passed": True})
     if getattr(result, "retry_with_fallback", False) and not strategy.get("fallback"):
-        fallback = {**strategy, "fallback": True, "chapter_split": "size"}
+        fallback = {**strategy, "fallback": True}
         return Outcome(State.PROCESSING, {"validation_result": report, "strategy": fallback},
                        detail={"passed": False, "retry_with_fallback": True, "reasons": list(result.reasons)})
     reason = "; ".join(result.reasons) or "validation failed"
@@ -181,13 +181,18 @@ def _read_guard(path: str, fn):
     return fn()
 
 
-def fallback_split(book):
-    """Re-split the whole text at paragraph breaks every ~FALLBACK_PART_WORDS words (the fallback method)."""
+def fallback_split(book, method: str = "pages"):
+    """Re-split the whole text at paragraph breaks every ~FALLBACK_PART_WORDS words (the fallback method).
+
+    The extractors pick their own split; the fallback cuts the same text by size, which is what
+    "pages" means for a text stream, and is recorded under the strategy's fallback name so the
+    validator does not ask for it again.
+    """
     from agentic_pipeline.ingest.extract import chapters as chapters_mod
 
     text = "\n\n".join(c.text for c in book.chapters)
     parts = chapters_mod.split_at(text, chapters_mod.size_cuts(text, FALLBACK_PART_WORDS), front_title="Part 1")
-    return dataclasses.replace(book, chapters=chapters_mod.build(parts), split_method="size")
+    return dataclasses.replace(book, chapters=chapters_mod.build(parts), split_method=method)
 
 
 def stored_book(app, p):
@@ -215,11 +220,7 @@ def strategy_object(data: dict[str, Any]):
     """The ``Strategy`` a stored strategy JSON describes (the validator wants the object)."""
     from agentic_pipeline.ingest import strategies
 
-    cls = strategies.Strategy
-    if hasattr(cls, "from_json"):
-        return cls.from_json(data)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    return strategies.parse_strategy(data, source="the pipeline's stored strategy")
 
 
 def _unit(value: float) -> float:
