@@ -38,7 +38,7 @@ CLI_ONLY: dict[str, str] = {
     "worker": "a long-running process that drives books through the stages; it is started by a person or "
               "a service manager, not by a request",
     "serve": "starts the HTTP health endpoint, a long-running server of its own",
-    "mcp": "this server itself",
+    "mcp": "this server itself: an assistant is already talking to it",
     "escape-hatch": "the emergency stop for automatic approvals belongs to the person operating the "
                     "pipeline; assistants read the policy with get_autonomy_status",
 }
@@ -46,10 +46,17 @@ CLI_ONLY: dict[str, str] = {
 #: MCP tools with no CLI command of their own, and why
 MCP_ONLY: dict[str, str] = {}
 
+#: subcommands of CLI groups -> the MCP tools that offer the same operation
+SUBCOMMAND_TO_MCP: dict[str, tuple[str, ...]] = {
+    "autonomy status": ("get_autonomy_status",),
+    "audit verify": ("verify_audit_trail",),
+}
+
 #: subcommands of CLI groups that assistants intentionally do not get, and why
+_POLICY = "changing how much runs without review is the operator's decision, never an assistant's"
 CLI_ONLY_SUBCOMMANDS: dict[str, str] = {
-    "autonomy set": "changing how much runs without review is a person's decision, never an assistant's",
-    "autonomy enable": "changing how much runs without review is a person's decision, never an assistant's",
-    "autonomy disable": "changing how much runs without review is a person's decision, never an assistant's",
+    "autonomy enable": _POLICY,
+    "autonomy disable": _POLICY,
+    "autonomy resume": _POLICY,
     "audit prune": "deleting old audit entries by the retention policy is an administrator's task",
 }

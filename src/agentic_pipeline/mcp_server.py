@@ -70,7 +70,7 @@ def create_server(settings: config.Settings | None = None):
 
 
 #: the modules whose ``TOOLS`` the server exposes, in listing order
-TOOL_MODULES = ("agentic_pipeline.mcp_tools", "agentic_pipeline.mcp_batch")
+TOOL_MODULES = ("agentic_pipeline.mcp_review", "agentic_pipeline.mcp_tools", "agentic_pipeline.mcp_batch")
 
 
 def tool_specs() -> list[Any]:

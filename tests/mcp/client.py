@@ -61,11 +61,13 @@ class McpClient:
     def __init__(self, portal, session) -> None:
         self.portal = portal
         self.session = session
+        self.called: set[str] = set()
 
     def tools(self) -> list[Any]:
         return self.portal.call(self.session.list_tools).tools
 
     def call(self, name: str, **arguments: Any):
+        self.called.add(name)
         return self.portal.call(self.session.call_tool, name, arguments)
 
     def ok(self, name: str, **arguments: Any) -> dict[str, Any]:
