@@ -20,6 +20,7 @@ FAILING = {
     "password.pdf": (errors.PasswordProtected, "password protected"),
     "scan-huckfinn.pdf": (errors.NoTextLayer, "no text layer: scanned pages need OCR"),
     "garbled-ru.pdf": (errors.GarbageText, "garbage"),
+    "not-a-pdf.pdf": (errors.UnsupportedFormat, "not a PDF: not-a-pdf.pdf is plain text (no %PDF header)"),
 }
 
 
@@ -39,12 +40,23 @@ def test_driver_errors_are_chained_not_leaked():
     assert isinstance(info.value.__cause__, zipfile.BadZipFile)
 
 
-def test_text_named_pdf_is_read_as_text():
-    book = extract(BROKEN / "not-a-pdf.pdf")
+def test_text_named_pdf_says_how_to_read_it(tmp_path):
+    with pytest.raises(errors.UnsupportedFormat, match=r"rename it to \.txt to ingest it as text"):
+        extract(BROKEN / "not-a-pdf.pdf")
+    renamed = tmp_path / "not-a-pdf.txt"
+    shutil.copy(BROKEN / "not-a-pdf.pdf", renamed)
+    book = extract(renamed)
     assert book.metadata.format == "text"
     assert book.metadata.title == "Debian Developer's Reference"
     assert "1. Scope of This Document" in [c.title for c in book.chapters]
     assert book.word_count / book.source_word_count >= 0.9
+
+
+def test_html_named_epub_is_not_an_epub(tmp_path):
+    target = tmp_path / "waste-land.epub"
+    shutil.copy(BOOKS / "waste-land.html", target)
+    with pytest.raises(errors.UnsupportedFormat, match=r"not an EPUB: waste-land.epub is an HTML document .*\.html"):
+        extract(target)
 
 
 def test_pdf_named_epub_is_read_as_pdf(tmp_path):

@@ -32,6 +32,9 @@ def test_sniff_is_pure_over_the_head_bytes():
     head = (BOOKS / "r-intro.pdf").read_bytes()[: sniff.HEAD_BYTES]
     assert sniff.sniff(head, ".epub") == "pdf"
     assert sniff.sniff(b"", ".pdf") == "empty"
+    assert sniff.mislabeled("pdf", "book.epub") is None  # content wins when it is a book format
+    assert sniff.mislabeled("text", "notes.txt") is None
+    assert sniff.mislabeled("text", "book.PDF").startswith("not a PDF: book.PDF is plain text")
     assert {".epub", ".pdf", ".txt", ".md", ".html"} <= SUPPORTED_SUFFIXES
 
 

@@ -37,6 +37,9 @@ def extract(
     path = Path(path)
     limits = Limits(max_bytes=max_bytes, max_pages=max_pages, max_unpacked=max_unpacked, max_garbage_ratio=max_garbage_ratio)
     kind, size = _detect(path)
+    mismatch = sniff.mislabeled(kind, path.name)
+    if mismatch is not None:
+        raise errors.UnsupportedFormat(mismatch, path=str(path))
     if size > limits.max_bytes:
         raise errors.BookTooLarge(
             f"the book exceeds the configured size limits: {path.name} is {size:,} bytes (limit {limits.max_bytes:,})",
@@ -50,7 +53,10 @@ def extract(
 
 
 def detect_format(path: str | os.PathLike[str]) -> str:
-    """The format ``extract`` would read the file as: "pdf", "zip" (EPUB), "html", "markdown" or "text"."""
+    """The format of the file's content: "pdf", "zip" (EPUB), "html", "markdown" or "text".
+
+    Content only: a text file named .pdf is "text" here, and ``extract`` refuses it as mislabeled.
+    """
     return _detect(Path(path))[0]
 
 

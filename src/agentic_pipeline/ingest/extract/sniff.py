@@ -1,7 +1,10 @@
 """Decide a file's format from its first bytes (and, only for text, its suffix).
 
 Pure and cheap: the caller reads ``HEAD_BYTES`` and passes them in. Content wins over the
-name: a PDF named ``.epub`` is a PDF, a text file named ``.pdf`` is text.
+name when the content is a real book format: a PDF named ``.epub`` is a PDF, an EPUB named
+``.txt`` is an EPUB. The reverse is refused (``mislabeled``): a text file named ``.pdf`` is
+almost always a mistake (a download that saved an error page, a renamed file), so reading it
+as text would hide the problem behind a "successful" book.
 """
 
 from __future__ import annotations
@@ -25,6 +28,14 @@ _KNOWN_BINARY = (
     (0, b"\xff\xd8\xff", "JPEG image"),
 )
 _BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+# suffixes that promise a binary book format: (what the name claims, the evidence that is missing)
+_CLAIMED = {".pdf": ("a PDF", "no %PDF header"), ".epub": ("an EPUB", "not a zip archive")}
+_TEXT_KINDS = {
+    "text": ("plain text", ".txt", "text"),
+    "markdown": ("plain text", ".txt", "text"),
+    "html": ("an HTML document", ".html", "HTML"),
+}
 
 
 def sniff(head: bytes, suffix: str = "") -> str:
@@ -66,3 +77,18 @@ def _text_kind(head: bytes, suffix: str) -> str:
     if suffix in MARKDOWN_SUFFIXES:
         return "markdown"
     return "text"
+
+
+def mislabeled(kind: str, name: str) -> str | None:
+    """Why a file whose suffix claims a book format but whose content ``kind`` is text cannot be read.
+
+    ``None`` when the name and the content agree (or the content is itself a book format).
+    The message names the file, the missing evidence and the rename that would make it readable.
+    """
+    claimed = _CLAIMED.get(name[name.rfind(".") :].lower()) if "." in name else None
+    actual = _TEXT_KINDS.get(kind)
+    if claimed is None or actual is None:
+        return None
+    what, evidence = claimed
+    is_a, suffix, as_what = actual
+    return f"not {what}: {name} is {is_a} ({evidence}); rename it to {suffix} to ingest it as {as_what}"
