@@ -27,7 +27,8 @@ def insert(app, rows: list[dict[str, Any]]) -> list[int]:
     with app.db.write() as conn:
         start = conn.execute(sa.select(sa.func.coalesce(sa.func.max(pp.c.id), 0))).scalar_one()
         ids = list(range(start + 1, start + 1 + len(rows)))
-        conn.execute(pp.insert(), [{"id": i, **r} for i, r in zip(ids, rows)])
+        keys = set().union(*rows) if rows else set()
+        conn.execute(pp.insert(), [{"id": i, **dict.fromkeys(keys), **r} for i, r in zip(ids, rows)])
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('processing_pipelines', 'id'), "
                                  "(SELECT max(id) FROM processing_pipelines))"))

@@ -42,24 +42,39 @@ def split_unchanged(planned: Sequence[dict[str, Any]], current: dict[int, dict[s
 
 
 def apply_decision(conn, ctx, planned: Sequence[dict[str, Any]], to: State, action: actions.Action) -> ChunkResult:
-    """Approve or reject a chunk of PENDING_APPROVAL books: one CAS update, bulk history, bulk audit."""
+    """Approve or reject a chunk of PENDING_APPROVAL books: one CAS update, bulk history, bulk audit.
+
+    Mirrors ``approval.operations.approve`` / ``reject`` column for column (approve: approved_by/at;
+    reject: error = reason, the book's library rows removed, book_id cleared).
+    """
     current = batch_store.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
-    values = {"approved_by": ctx.actor, "approved_at": ctx.now} if to is State.APPROVED else {}
+    reason = ctx.change.get("reason")
+    removed: dict[int, dict[str, int]] = {}
+    if to is State.APPROVED:
+        values = {"approved_by": ctx.actor, "approved_at": ctx.now}
+    else:
+        values = {"error": reason, "book_id": None}
+        removed = batch_store.delete_library_books(conn, [r["id"] for r in ready])
     moved = set(batch_store.transition_many(conn, ready, to, expect=State.PENDING_APPROVAL, actor=ctx.actor,
-                                            now=ctx.now, values=values, detail=ctx.detail))
+                                            now=ctx.now, values=values,
+                                            detail={"reason": reason} if reason else None))
     skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
-    entries = [decision_entry(action, ctx.actor, r, to, reason=ctx.change.get("reason"), filter_used=ctx.filter_used)
+    def extra(r: dict[str, Any]) -> dict[str, Any]:
+        return {} if to is State.APPROVED else {"removed": dict(removed.get(r["id"], batch_store.NOTHING_REMOVED))}
+
+    entries = [decision_entry(action, ctx.actor, r, to, reason=reason, filter_used=ctx.filter_used, after=extra(r))
                for r in ready if r["id"] in moved]
     audit_store.append_many(conn, entries, ctx.now)
     return ChunkResult(sorted(moved), skipped)
 
 
 def decision_entry(action, actor: str, row: dict[str, Any], to: State, *, reason: str | None,
-                   filter_used: Any = None) -> chain.AuditEntry:
-    """The audit entry of an approve/reject decision on one book (shared by the single-book path)."""
+                   filter_used: Any = None, after: dict[str, Any] | None = None) -> chain.AuditEntry:
+    """The audit entry of an approve/reject decision on one book, as the single-book operation writes it."""
     return chain.AuditEntry(action=action, actor=actor, pipeline_id=row["id"], book_id=row.get("book_id"),
-                            reason=reason, before_state={"state": row["state"]}, after_state={"state": to.value},
+                            reason=reason, before_state={"state": row["state"]},
+                            after_state={"state": to.value, **(after or {})},
                             filter_used=filter_used, confidence_at_decision=row.get("confidence"))
 
 
@@ -122,4 +137,3 @@ class ApplyContext:
     now: dt.datetime
     change: dict[str, Any]
     filter_used: dict[str, Any]
-    detail: dict[str, Any]

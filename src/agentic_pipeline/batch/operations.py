@@ -210,9 +210,7 @@ def _applier(operation: str):
 
 def _context(app, plan: BatchPlan, actor: str) -> appliers.ApplyContext:
     return appliers.ApplyContext(app=app, actor=actor, now=app.clock.now(), change=plan.change,
-                                 filter_used=plan.filter.to_dict(),
-                                 detail={"batch": plan.filter.filter_id, **({"reason": plan.change["reason"]}
-                                                                              if plan.change.get("reason") else {})})
+                                 filter_used=plan.filter.to_dict())
 
 
 def _batch_entry(plan: BatchPlan, actor: str, applied: list[int], skipped: list[dict[str, Any]]) -> chain.AuditEntry:

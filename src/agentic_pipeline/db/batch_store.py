@@ -153,3 +153,33 @@ def lock_queueing(conn: sa.Connection) -> None:
     """Serialise "is this content new? then queue it" between concurrent batch-queue runs."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(sa.func.pg_advisory_xact_lock(QUEUE_LOCK_KEY)))
+
+
+NOTHING_REMOVED = {"books": 0, "chapters": 0, "chunks": 0}
+
+
+def delete_library_books(conn: sa.Connection, pipeline_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Remove the library rows (book, chapters, chunks) of many pipelines at once; what went, per pipeline.
+
+    The set-based form of ``library_store.delete_book`` (same counts), for batch reject.
+    """
+    from agentic_pipeline.db.schema import books, chapters, chunks
+
+    if not pipeline_ids:
+        return {}
+    owners = {r.id: r.pipeline_id for r in conn.execute(
+        sa.select(books.c.id, books.c.pipeline_id).where(books.c.pipeline_id.in_(list(pipeline_ids))))}
+    if not owners:
+        return {}
+    out = {pid: {"books": 0, "chapters": 0, "chunks": 0} for pid in set(owners.values())}
+    for book_id, pid in owners.items():
+        out[pid]["books"] += 1
+    for table, key in ((chapters, "chapters"), (chunks, "chunks")):
+        counts = conn.execute(sa.select(table.c.book_id, sa.func.count()).where(table.c.book_id.in_(list(owners)))
+                              .group_by(table.c.book_id))
+        for book_id, n in counts:
+            out[owners[book_id]][key] += n
+    conn.execute(chunks.delete().where(chunks.c.book_id.in_(list(owners))))
+    conn.execute(chapters.delete().where(chapters.c.book_id.in_(list(owners))))
+    conn.execute(books.delete().where(books.c.id.in_(list(owners))))
+    return out
