@@ -112,6 +112,10 @@ def evaluate(books: list[tuple[str, str, str]], verbose: bool = False) -> list[d
     per_book = {
         name: [(classify_signals.measure(s), expected) for s in slices(text)] for name, expected, text in books
     }
+    for name, expected, c in whole:
+        hits = sum(classify.decide(sig).book_type == expected for sig, _ in per_book[name])
+        results.append({"name": f"book:{name}", "value": c.confidence, "unit": "confidence",
+                        "note": f"expected={expected} got={c.book_type} slices_correct={hits}/{len(per_book[name])}"})
     all_items = [item for items in per_book.values() for item in items]
     results += _slice_results(all_items, classify.TEMPERATURE, "slices_current_T")
     fitted = fit_temperature(all_items)
