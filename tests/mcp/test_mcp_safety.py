@@ -102,14 +102,16 @@ def test_inputs_are_validated_with_clear_messages(client, queued):
     assert "APPROVED" in client.error("get_audit_log", action="NOPE")
     assert "does not exist" in client.error("process_book", path="no-such-book.epub")
     assert "empty" in client.error("search_library", query="  ")
+    too_many = client.error("batch_set_priority", priority=3, source_pattern="*", max_count=1)
+    assert "more than the maximum of 1" in too_many and "max_count" in too_many
 
 
 def test_no_roots_and_a_database_behind(tmp_path):
     """Without roots the path tools say how to configure them; an old schema says to run init."""
     env = server_env(f"sqlite:///{tmp_path / 'old.db'}", roots=None)
     with mcp_client(env) as c:
-        text = c.error("process_book", path="/tmp/book.epub")
-        assert "AGENTIC_PIPELINE_MCP_ROOTS" in text
+        for tool in ("process_book", "batch_queue_folder"):
+            assert "AGENTIC_PIPELINE_MCP_ROOTS" in c.error(tool, path=str(tmp_path))
         text = c.error("get_pipeline_status", pipeline_id=1)
         assert "agentic-pipeline init" in text
         assert re.search(r"schema", text)
