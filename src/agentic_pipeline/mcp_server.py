@@ -6,14 +6,14 @@ arguments (types, ranges and enums are in the schema the model sees), calls one 
 the actor ``mcp:<client name>``, and returns its plain data as structured content. A
 ``PipelineError`` becomes a tool error (``isError``) whose text says what to do next. Paths the
 model names are only read under the configured roots (``mcp_roots``, default: the watch folder),
-after symlinks and ``..`` are resolved. The tools themselves are in ``mcp_tools``.
+after symlinks and ``..`` are resolved. The tools themselves are in ``mcp_review`` (health,
+approvals), ``mcp_tools`` (one book, audit, library) and ``mcp_batch`` (batch tools).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -115,14 +115,10 @@ def error_text(exc: errors.PipelineError) -> str:
     text = f"{exc.message}. Next: {step}." if step else str(exc)
     preview = exc.data.get("preview") if isinstance(exc.data, dict) else None
     if preview is not None:
-        text += "\nFresh preview:\n" + json.dumps(preview, default=_json_default, ensure_ascii=False)
+        import pydantic_core
+
+        text += "\nFresh preview:\n" + pydantic_core.to_json(preview).decode()
     return text
-
-
-def _json_default(value: Any) -> Any:
-    from agentic_pipeline.cli.context import json_default
-
-    return json_default(value)
 
 
 def state_of(ctx) -> ServerState:
