@@ -67,7 +67,8 @@ def _walk(root: Path, recursive: bool, report) -> Iterator[Path]:
         report["unreadable"].append({"path": exc.filename, "reason": exc.strerror or str(exc)})
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         dirnames.sort()
-        for name in sorted(filenames):
+        # real files before links, so a link to a file already listed is the one dropped
+        for name in sorted(filenames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
             yield Path(dirpath) / name
         if not recursive:
             return

@@ -1,0 +1,86 @@
+"""batch-queue of a real folder: nested folders, duplicates, unsupported and unreadable files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from agentic_pipeline import errors
+from agentic_pipeline.batch import operations as batch
+from agentic_pipeline.ingest.hashing import sha256_file
+from tests.batch import rows
+from tests.conftest import SAMPLES
+
+ACTOR = "human:alice"
+BOOKS = SAMPLES / "books"
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "inbox"
+    (root / "nested" / "deeper").mkdir(parents=True)
+    shutil.copy(BOOKS / "fsm-drivers.pdf", root)
+    shutil.copy(BOOKS / "waste-land.epub", root)
+    shutil.copy(BOOKS / "waste-land.md", root / "nested")
+    shutil.copy(BOOKS / "zoo-jss.pdf", root / "nested" / "deeper")
+    shutil.copy(BOOKS / "fsm-drivers.pdf", root / "nested" / "copy-of-fsm.pdf")  # same content, other name
+    os.symlink(root / "waste-land.epub", root / "link-to-waste-land.epub")  # the same file twice
+    shutil.copy(SAMPLES / "LICENSES.tsv", root / "nested" / "licences.tsv")  # unsupported suffix
+    os.symlink(root / "gone.pdf", root / "broken.pdf")  # broken symlink: unreadable
+    return root
+
+
+def test_recursive_queue_reports_every_kind_and_audits_once(app, folder):
+    seen = []
+    out = batch.batch_queue(app, folder, recursive=True, priority=3, actor=ACTOR,
+                            progress=lambda done, total, path: seen.append((done, total)))
+    queued = {os.path.basename(q["path"]) for q in out["queued"]}
+    assert queued == {"fsm-drivers.pdf", "waste-land.epub", "waste-land.md", "zoo-jss.pdf"}
+    assert [os.path.basename(d["path"]) for d in out["duplicates"]] == ["copy-of-fsm.pdf"]
+    assert [os.path.basename(u["path"]) for u in out["unsupported"]] == ["licences.tsv"]
+    assert [os.path.basename(u["path"]) for u in out["unreadable"]] == ["broken.pdf"]
+    assert seen[-1][0] == seen[-1][1] == len(seen)
+    for q in out["queued"]:
+        p = app.pipelines.get(q["id"])
+        assert p.priority == 3 and p.row["content_hash"] == sha256_file(q["path"])
+    (audit,) = rows.audit_rows(app, "BATCH_QUEUED")
+    assert audit["actor"] == ACTOR
+    assert {k: audit["after_state"][k] for k in ("count", "path", "pattern", "priority")} == {
+        "count": 4, "path": str(folder), "pattern": "*", "priority": 3}
+
+
+def test_second_run_finds_only_duplicates_of_queued_content(app, folder):
+    batch.batch_queue(app, folder, recursive=True, actor=ACTOR)
+    again = batch.batch_queue(app, folder, recursive=True, actor=ACTOR)
+    assert again["queued"] == [] and again["duplicates_count"] == 5
+    assert all("already queued" in d["reason"] or "this run" in d["reason"] for d in again["duplicates"])
+    assert len(rows.audit_rows(app, "BATCH_QUEUED")) == 1  # nothing queued, nothing to audit
+
+
+def test_pattern_non_recursive_and_dry_run(app, folder):
+    top = batch.batch_queue(app, folder, pattern="*.pdf", actor=ACTOR, execute=False)
+    assert [os.path.basename(q["path"]) for q in top["queued"]] == ["fsm-drivers.pdf"]
+    assert "id" not in top["queued"][0] and rows.audit_rows(app) == []
+    assert app.pipelines.count_by_state() == {}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their permissions")
+def test_permission_denied_is_reported_and_the_run_goes_on(app, folder):
+    locked = folder / "nested" / "locked.pdf"
+    shutil.copy(BOOKS / "r-intro.pdf", locked)
+    locked.chmod(0)
+    try:
+        out = batch.batch_queue(app, folder, recursive=True, actor=ACTOR)
+    finally:
+        locked.chmod(0o644)
+    assert any(u["path"] == str(locked) and "ermission" in u["reason"] for u in out["unreadable"])
+    assert out["queued_count"] == 4
+
+
+def test_missing_folder_and_bad_priority_are_refused(app, tmp_path):
+    with pytest.raises(errors.InputError, match="does not exist"):
+        batch.batch_queue(app, tmp_path / "nope", actor=ACTOR)
+    with pytest.raises(errors.InputError, match="priority must be between 1 and 10"):
+        batch.batch_queue(app, tmp_path, priority=0, actor=ACTOR)
