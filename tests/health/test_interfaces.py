@@ -1,0 +1,132 @@
+"""HTTP through a real server on 127.0.0.1, the CLI's exit codes, and ``health --watch`` under a pty."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from agentic_pipeline.cli import cli
+from agentic_pipeline.health import http
+from tests.conftest import open_app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(app):
+    srv = http.make_server(app, "127.0.0.1", 0)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{srv.server_address[1]}"
+    srv.shutdown()
+    srv.server_close()
+
+
+def fetch(url, method="GET"):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as resp:
+            return resp.status, resp.headers.get("Content-Type"), resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type"), exc.read()
+
+
+def test_http_health_metrics_404_405(server):
+    app, base = server
+    app.pipelines.create(source_path="/b/1.epub", actor="human:t")
+    status, ctype, body = fetch(base + "/health")
+    report = json.loads(body)
+    assert (status, ctype) == (200, "application/json")
+    assert report["status"] == "warning" and report["queued"] == 1
+    status, ctype, body = fetch(base + "/metrics")
+    assert status == 200 and ctype.startswith("text/plain")
+    assert b'agentic_pipeline_pipelines{state="detected"} 1.0' in body
+    assert fetch(base + "/nope")[0] == 404
+    assert fetch(base + "/health", method="POST")[0] == 405
+    assert fetch(base + "/health", method="DELETE")[0] == 405
+
+
+def test_http_health_is_503_when_critical(server):
+    app, base = server
+    app.settings.alert_disk_free_mb = 10**12  # more than any disk: disk_space_low fires (SQLite only)
+    status, _, body = fetch(base + "/health")
+    if app.db.is_sqlite:
+        assert status == 503 and json.loads(body)["status"] == "critical"
+    else:
+        assert status == 200  # no disk check on PostgreSQL
+
+
+def test_server_binds_loopback_by_default(app):
+    srv = http.make_server(app, port=0)
+    assert srv.server_address[0] == "127.0.0.1"
+    srv.server_close()
+
+
+def run_cli(url, *args):
+    return CliRunner().invoke(cli, ["--db", url, *args], catch_exceptions=False)
+
+
+def test_cli_health_exit_codes_and_json(sqlite_url, clock):
+    app = open_app(sqlite_url, clock)
+    assert run_cli(sqlite_url, "health").exit_code == 0
+    app.pipelines.create(source_path="/b/1.epub", actor="human:t")
+    result = run_cli(sqlite_url, "health", "--json", "--fresh")
+    assert result.exit_code == 1 and json.loads(result.output)["alerts"][0]["code"] == "no_workers"
+    human = run_cli(sqlite_url, "health", "--fresh")
+    assert "WARNING" in human.output and "Queued: 1" in human.output
+    env_result = CliRunner().invoke(cli, ["--db", sqlite_url, "health", "--fresh"],
+                                    env={"AGENTIC_PIPELINE_ALERT_DISK_FREE_MB": str(10**12)})
+    assert env_result.exit_code == 2
+    assert "No stuck books" in run_cli(sqlite_url, "stuck").output
+    app.close()
+
+
+def test_cli_stuck_recover_and_reset(sqlite_url, clock):
+    app = open_app(sqlite_url, clock)
+    pid = app.pipelines.create(source_path="/b/1.epub", actor="human:t").id
+    app.pipelines.claim_next("w1", lease_seconds=1)
+    from agentic_pipeline.pipeline.states import State as S
+
+    app.pipelines.transition(pid, S.HASHING, expect=S.DETECTED, actor="system:worker", owner="w1")
+    time.sleep(1.2)  # the CLI uses the real clock: let the 1 s lease run out
+    listing = run_cli(sqlite_url, "stuck", "--json")
+    assert json.loads(listing.output)["stuck"][0]["reason"] == "orphaned"
+    recovered = run_cli(sqlite_url, "stuck", "--recover", "--json")
+    assert json.loads(recovered.output)["recovered"][0]["id"] == pid
+    reset = run_cli(sqlite_url, "stuck", "--reset", str(pid), "--action", "reject", "--actor", "human:bob")
+    assert reset.exit_code == 0 and "needs_retry -> rejected" in reset.output
+    app.close()
+
+
+def test_health_watch_redraws_under_a_pty_until_ctrl_c(sqlite_url):
+    open_app(sqlite_url).close()
+    pid, fd = pty.fork()
+    if pid == 0:  # child: the real entry point on a terminal
+        exe = str(Path(sys.executable).parent / "agentic-pipeline")
+        os.execv(exe, [exe, "--db", sqlite_url, "health", "--watch", "--interval", "0.3"])
+    output = b""
+    deadline = time.time() + 20
+    while time.time() < deadline and output.count(b"Pipeline health") < 3:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                output += os.read(fd, 65536)
+            except OSError:
+                break
+    os.kill(pid, signal.SIGINT)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    assert output.count(b"Pipeline health") >= 3  # the first draw and two refreshes
+    assert b"\x1b[" in output  # Rich redrew in place with cursor controls
+    assert os.waitstatus_to_exitcode(status) == 0
