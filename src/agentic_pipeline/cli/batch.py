@@ -1,0 +1,216 @@
+"""Priority and batch commands: priority, batch-queue, batch-approve, batch-reject, batch-retry, batch-priority.
+
+Each parses, calls one operation in ``batch.operations`` / ``queue.operations``, renders. Every batch
+command is a dry run unless ``--execute``: it prints the plan (matched count, the matching books,
+the change); ``--execute`` applies that same plan.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import click
+
+from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+
+execute_option = click.option("--execute", is_flag=True, help="Apply the change (without it: a dry run that only shows it).")
+
+
+def filter_options(f):
+    """The one filter every batch command takes."""
+    options = [
+        click.option("--book-type", metavar="TYPE", help="Only books classified as TYPE (e.g. technical_tutorial)."),
+        click.option("--min-confidence", metavar="X", help="Only books with classification confidence >= X (0..1)."),
+        click.option("--max-confidence", metavar="X", help="Only books with classification confidence <= X (0..1)."),
+        click.option("--state", metavar="STATE", help="Only books in STATE (e.g. pending_approval, failed)."),
+        click.option("--created-after", metavar="DATE", help="Only books queued at or after DATE (ISO, UTC if no zone)."),
+        click.option("--created-before", metavar="DATE", help="Only books queued before DATE (ISO, UTC if no zone)."),
+        click.option("--source-pattern", metavar="GLOB",
+                     help="Only books whose source path matches GLOB (* any characters incl. /, ? one; case-sensitive)."),
+        click.option("--max-count", type=int, metavar="N",
+                     help="Refuse (change nothing) when more than N books match. [default: 50, setting batch_max_count]"),
+        click.option("--all", "all_", is_flag=True, help="Allow an empty filter to match every eligible book."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _filter(kw: dict):
+    from agentic_pipeline.batch.filters import make_filter
+
+    names = ("book_type", "min_confidence", "max_confidence", "state", "created_after", "created_before",
+             "source_pattern", "max_count")
+    return make_filter(**{n: kw.pop(n) for n in names}, all=kw.pop("all_"))
+
+
+def batch_command(name: str):
+    """A batch command: the shared filter, --execute, --actor, --json, then render the plan / result."""
+    def wrap(fn):
+        @click.command(name)
+        @filter_options
+        @execute_option
+        @actor_option
+        @json_option
+        @click.pass_obj
+        @functools.wraps(fn)
+        def command(obj, execute: bool, actor: str, as_json: bool, **kw):
+            filt = _filter(kw)
+            result = fn(obj.app(), filt, execute=execute, actor=actor, **kw)
+            emit(result, as_json, _render)
+        return command
+    return wrap
+
+
+@batch_command("batch-approve")
+@click.option("--reason", help="Why, kept in the audit trail.")
+def batch_approve_cmd(app, filt, *, execute, actor, reason):
+    """Approve the books waiting for approval that match the filter (dry run unless --execute)."""
+    from agentic_pipeline.batch import operations
+
+    return operations.batch_approve(app, filt, actor=actor, reason=reason, execute=execute)
+
+
+@batch_command("batch-reject")
+@click.option("--reason", required=True, help="Why, kept in the audit trail (required).")
+def batch_reject_cmd(app, filt, *, execute, actor, reason):
+    """Reject the books waiting for approval that match the filter (dry run unless --execute)."""
+    from agentic_pipeline.batch import operations
+
+    return operations.batch_reject(app, filt, reason=reason, actor=actor, execute=execute)
+
+
+@batch_command("batch-retry")
+@click.option("--max-attempts", type=int, metavar="N", help="Also allow N attempts from now on.")
+def batch_retry_cmd(app, filt, *, execute, actor, max_attempts):
+    """Retry now the NEEDS_RETRY, FAILED or REJECTED books that match the filter (dry run unless --execute)."""
+    from agentic_pipeline.batch import operations
+
+    return operations.batch_retry(app, filt, actor=actor, max_attempts=max_attempts, execute=execute)
+
+
+@batch_command("batch-priority")
+@click.argument("priority", type=int)
+def batch_priority_cmd(app, filt, *, execute, actor, priority):
+    """Set the priority (1 urgent .. 10 backfill) of unfinished books matching the filter (dry run unless --execute).
+
+    A manual change: it also resets the original priority and the aging level.
+    """
+    from agentic_pipeline.batch import operations
+
+    return operations.batch_priority(app, filt, priority, actor=actor, execute=execute)
+
+
+@click.command("priority")
+@click.argument("pipeline_id", type=int)
+@click.argument("priority", type=int)
+@click.option("--reason", help="Why, kept in the audit trail.")
+@actor_option
+@json_option
+@click.pass_obj
+def priority_cmd(obj, pipeline_id: int, priority: int, reason, actor: str, as_json: bool) -> None:
+    """Change one book's priority (1 urgent .. 10 backfill; 5 is normal).
+
+    Sets the effective and the original priority and resets aging; audited as PRIORITY_CHANGED.
+    """
+    from agentic_pipeline.queue import operations
+
+    result = operations.set_priority(obj.app(), pipeline_id, priority, actor=actor, reason=reason)
+
+    def human(d):
+        if not d["changed"]:
+            click.echo(f"Pipeline {d['id']} already has priority {d['new']['priority']}")
+        else:
+            click.echo(f"Pipeline {d['id']}: priority {d['old']['priority']} -> {d['new']['priority']}")
+
+    emit(result, as_json, human)
+
+
+@click.command("batch-queue")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--pattern", default="*", show_default=True, help="Only files whose name matches this glob.")
+@click.option("--recursive", is_flag=True, help="Also look in subfolders.")
+@click.option("--priority", type=int, default=5, show_default=True, help="1 urgent .. 10 backfill.")
+@execute_option
+@actor_option
+@json_option
+@click.pass_obj
+def batch_queue_cmd(obj, path, pattern, recursive, priority, execute, actor, as_json) -> None:
+    """Queue every book in a folder: hashes each file, skips duplicates, reports the rest.
+
+    Without --execute it only reports what would be queued. Duplicates are content already
+    queued or in the library (or seen twice in this run); unsupported files have a suffix no
+    extractor reads; unreadable ones could not be opened. None of them stop the run.
+    """
+    from agentic_pipeline.batch import operations
+
+    app = obj.app()
+    with _progress(enabled=not as_json) as progress:
+        result = operations.batch_queue(app, path, pattern=pattern, recursive=recursive, priority=priority,
+                                        actor=actor, progress=progress, execute=execute)
+    emit(result, as_json, _render_queue)
+
+
+# ----------------------------------------------------------------------- rendering
+def _progress(enabled: bool):
+    """A Rich progress bar on a terminal; nothing otherwise (yields the callback or None)."""
+    import contextlib
+    import sys
+
+    if not (enabled and sys.stderr.isatty()):
+        return contextlib.nullcontext(None)
+
+    @contextlib.contextmanager
+    def bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      transient=True, console=console().__class__(stderr=True)) as p:
+            task = p.add_task("hash", total=None)
+            yield lambda done, total, _path: p.update(task, completed=done, total=total)
+
+    return bar()
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _render(data) -> None:
+    from rich.table import Table
+
+    out, plan = console(), data["plan"]
+    out.print(f"[bold]{plan['matched']}[/] books match (filter {plan['filter']['filter_id']}, max {plan['max_count']})")
+    if set(plan["filter"]) <= {"filter_id", "max_count"}:
+        out.print("An empty filter matches nothing: give a filter option, or --all to act on every eligible book.")
+    if plan["rows"]:
+        table = Table("id", "title", "type", "confidence", "state", "age", box=None)
+        for r in plan["rows"]:
+            conf = "" if r["confidence"] is None else f"{r['confidence']:.2f}"
+            table.add_row(str(r["id"]), (r["title"] or "")[:60], r["book_type"] or "", conf, r["state"],
+                          _age(r["age_seconds"]))
+        out.print(table)
+    change = ", ".join(f"{k}={v}" for k, v in plan["change"].items())
+    if not data["executed"]:
+        out.print(f"Would {plan['would']}" + (f" ({change})" if change else "") + ". Run again with --execute to apply.")
+        return
+    res = data["result"]
+    out.print(f"Applied to {res['applied']} books as {res['actor']}; skipped {res['skipped']}.")
+    for s in res["skipped_details"]:
+        out.print(f"  skipped {s['id']}: {s['reason']}")
+
+
+def _render_queue(d) -> None:
+    out = console()
+    verb = "Queued" if d["executed"] else "Would queue"
+    out.print(f"{verb} {d['queued_count']}, duplicates {d['duplicates_count']}, unsupported {d['unsupported_count']}, "
+              f"unreadable {d['unreadable_count']} (from {d['path']}, pattern {d['pattern']!r}"
+              f"{', recursive' if d['recursive'] else ''}, priority {d['priority']})")
+    for kind in ("duplicates", "unsupported", "unreadable"):
+        for item in d[kind]:
+            out.print(f"  {kind[:-1] if kind != 'duplicates' else 'duplicate'}: {item['path']} ({item['reason']})")
+    if not d["executed"] and d["queued_count"]:
+        out.print("Run again with --execute to queue them.")
