@@ -50,14 +50,18 @@ def _make_encoder():
 
     py = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     if _enc.c_make_encoder is None:  # pragma: no cover - CPython always has it
-        return py.encode
+        return lambda value, _level: [py.encode(value)]
     iterencode = _enc.c_make_encoder(None, py.default, _enc.encode_basestring_ascii, None, ":", ",",
                                      True, False, True)
-    return lambda value: "".join(iterencode(value, 0))
+    return iterencode
 
 
-#: canonical JSON text of a value (sorted keys, compact, ASCII)
-canonical = _make_encoder()
+_ENCODE = _make_encoder()
+
+
+def canonical(value: Any) -> str:
+    """The canonical JSON text of ``value`` (sorted keys, compact separators, ASCII)."""
+    return "".join(_ENCODE(value, 0))
 
 
 def to_millis(moment: dt.datetime) -> int:
@@ -82,7 +86,7 @@ def payload_head(id_, book_id, pipeline_id, action, actor, reason, confidence, m
 
 
 def digest(payload: str, key: bytes | None) -> str:
-    data = payload.encode("ascii")
+    data = payload.encode("utf-8")
     if key is None:
         return hashlib.sha256(data).hexdigest()
     return hmac.digest(key, data, "sha256").hex()
@@ -201,9 +205,11 @@ def verify_rows(rows, removed: list[Removed], key: bytes | None = None) -> Verdi
 
 def _hash_ok(row: tuple, key: bytes | None, verdict: Verdict) -> bool:
     if key is None:  # the hot path: splice the stored (canonical) JSON texts, one SHA-256
-        docs = row[10:13]
-        payload = (f"{payload_head(*row[:9])},{docs[0] or 'null'},{docs[1] or 'null'},{docs[2] or 'null'}]")
-        if _sha256(payload.encode("ascii")).hexdigest() == row[9]:
+        conf = row[6]
+        head = _ENCODE([row[0], row[1], row[2], row[3], row[4], row[5], None if conf is None else float(conf),
+                        row[7], row[8]], 0)
+        payload = f"{''.join(head)[:-1]},{row[10] or 'null'},{row[11] or 'null'},{row[12] or 'null'}]"
+        if _sha256(payload.encode("utf-8")).hexdigest() == row[9]:
             return True
     keyed, plain = _entry_hashes(row, key)
     if keyed:

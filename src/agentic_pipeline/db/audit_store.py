@@ -32,11 +32,16 @@ QUERY_COLUMNS = [audit.c[name] for name in ("id", "performed_at", "action", "act
 
 
 # ----------------------------------------------------------------- appending
+# built once: constructing a statement costs more than running it
+_LOCK = sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_KEY))
+_LAST = sa.select(audit.c.id, audit.c.entry_hash).order_by(audit.c.id.desc()).limit(1)
+
+
 def _head(conn: sa.Connection) -> tuple[int, str]:
     """Lock the chain for this transaction; the next id and the hash to chain to."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
-    last = conn.execute(sa.select(audit.c.id, audit.c.entry_hash).order_by(audit.c.id.desc()).limit(1)).first()
+        conn.execute(_LOCK)
+    last = conn.execute(_LAST).first()
     return ((last.id + 1), last.entry_hash) if last else (1, chain.GENESIS)
 
 
@@ -119,22 +124,41 @@ def like_pattern(glob: str) -> tuple[str, str]:
     return "".join(out), "".join(prefix)
 
 
-def _actor_condition(glob: str):
+#: a glob matching more entries than this is answered by scanning newest-first instead of via the actor index
+GLOB_SORT_CAP = 5_000
+
+
+def _prefix_range(column, prefix: str):
+    return sa.and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+
+
+def _actor_condition(glob: str, time_scan: bool = False):
     pattern, prefix = like_pattern(glob)
-    if pattern == "".join("\\" + c if c in "%_\\" else c for c in glob):  # no wildcard: equality
+    if not any(c in glob for c in "*?"):  # no wildcard: equality, served in order by (actor, performed_at)
         return audit.c.actor == glob
-    conditions = [audit.c.actor.like(pattern, escape="\\")]
+    column = audit.c.actor.concat("") if time_scan else audit.c.actor  # ``actor || ''`` cannot use the index
+    conditions = [column.like(pattern, escape="\\")]
     if prefix:  # a range on the literal prefix lets the (actor, performed_at) index narrow the scan
-        conditions += [audit.c.actor >= prefix, audit.c.actor < prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        conditions.append(_prefix_range(column, prefix))
     return sa.and_(*conditions)
 
 
+def _glob_is_common(conn: sa.Connection, glob: str) -> bool:
+    """More than ``GLOB_SORT_CAP`` entries under the glob's literal prefix (an index-only, capped count)."""
+    _pattern, prefix = like_pattern(glob)
+    if not prefix or not any(c in glob for c in "*?"):
+        return False
+    capped = sa.select(audit.c.id).where(_prefix_range(audit.c.actor, prefix)).limit(GLOB_SORT_CAP + 1).subquery()
+    return conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one() > GLOB_SORT_CAP
+
+
 def query_statement(*, actor: str | None = None, action: str | None = None, book_id: int | None = None,
-                    pipeline_id: int | None = None, since: dt.datetime | None = None, limit: int = 100):
-    """The SELECT behind ``audit``: filters ANDed, newest first."""
+                    pipeline_id: int | None = None, since: dt.datetime | None = None, limit: int = 100,
+                    time_scan: bool = False):
+    """The SELECT behind ``audit``: filters ANDed, newest first (``time_scan``: keep off the actor index)."""
     where = []
     if actor:
-        where.append(_actor_condition(actor))
+        where.append(_actor_condition(actor, time_scan))
     if action:
         where.append(audit.c.action == action)
     if book_id is not None:
@@ -148,6 +172,9 @@ def query_statement(*, actor: str | None = None, action: str | None = None, book
 
 
 def query(conn: sa.Connection, **filters: Any) -> list[dict[str, Any]]:
+    """Run the query; a common actor glob on SQLite scans newest-first (no statistics to pick that itself)."""
+    if filters.get("actor") and conn.dialect.name == "sqlite" and _glob_is_common(conn, filters["actor"]):
+        filters["time_scan"] = True
     return [dict(r._mapping) for r in conn.execute(query_statement(**filters))]
 
 
@@ -169,12 +196,13 @@ def scan(conn: sa.Connection) -> Iterator[tuple]:
     if conn.dialect.name == "postgresql":
         yield from _scan_postgres(raw)
         return
+    cols = list(SCAN_COLUMNS)
+    cols[7] = "CAST(round(performed_at * 1000) AS INTEGER)"
     cur = raw.cursor()
     cur.arraysize = SCAN_BATCH
-    cur.execute(f"SELECT {', '.join(SCAN_COLUMNS)} FROM approval_audit ORDER BY id")
+    cur.execute(f"SELECT {', '.join(cols)} FROM approval_audit ORDER BY id")
     while batch := cur.fetchmany():
-        for r in batch:
-            yield r[:7] + (round(r[7] * 1000),) + r[8:]
+        yield from batch
     cur.close()
 
 
@@ -205,7 +233,7 @@ def prune_candidates(conn: sa.Connection, before: dt.datetime, keep_actions: Ite
 def lock_chain(conn: sa.Connection) -> None:
     """Serialise with appends (PostgreSQL; SQLite's write transaction already is)."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
+        conn.execute(_LOCK)
 
 
 def delete_ranges(conn: sa.Connection, ranges: list[tuple[int, int]]) -> int:
