@@ -66,10 +66,10 @@ def working_rows(conn: sa.Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-def waiting_retries(conn: sa.Connection, entered_before: dt.datetime) -> list[dict[str, Any]]:
-    """NEEDS_RETRY pipelines that entered the state before ``entered_before`` (overdue candidates)."""
+def waiting_retries(conn: sa.Connection, due_before: dt.datetime) -> list[dict[str, Any]]:
+    """NEEDS_RETRY pipelines due before ``due_before`` (overdue candidates; next_attempt_at >= entered)."""
     rows = conn.execute(sa.select(*_CANDIDATE_COLUMNS).where(
-        pp.c.state == S.NEEDS_RETRY.value, pp.c.state_entered_at < entered_before))
+        pp.c.state == S.NEEDS_RETRY.value, pp.c.state_entered_at < due_before, pp.c.next_attempt_at < due_before))
     return [dict(r._mapping) for r in rows]
 
 
