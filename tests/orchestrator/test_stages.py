@@ -125,14 +125,15 @@ def test_rerunning_processing_replaces_its_rows(sqlite_app):
     assert library_counts(app) == before and duplicate_rows(app) == 0
 
 
-def test_a_stage_past_its_time_limit_is_killed_and_retried(sqlite_url, clock):
+@pytest.mark.parametrize("stage", ["hashing", "processing"])  # in-process alarm / killed child process
+def test_a_stage_past_its_time_limit_is_stopped_and_retried(sqlite_url, clock, stage):
     from tests.conftest import open_app
 
-    app = open_app(sqlite_url, clock, stage_timeouts={"hashing": 0.5})
+    app = open_app(sqlite_url, clock, stage_timeouts={stage: 0.5})
     try:
         pid = queue(app)
-        p = drive(app, pid, faults.FaultPlan({"hashing": {"kind": "sleep", "seconds": 30}}), isolate=True)
-        assert p.state is State.NEEDS_RETRY and "time limit" in p.error and p.retry_stage == "hashing"
+        p = drive(app, pid, faults.FaultPlan({stage: {"kind": "sleep", "seconds": 30}}), isolate=True)
+        assert p.state is State.NEEDS_RETRY and "time limit" in p.error and p.retry_stage == stage
     finally:
         app.close()
 

@@ -9,14 +9,16 @@ milliseconds. The result (or the exception, rebuilt by class name) comes back ov
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
 import os
 import resource
 import signal
+import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from agentic_pipeline import errors
 
@@ -42,9 +44,33 @@ def run(fn: Callable[..., Any], *args: Any, timeout: float, memory_mb: int | Non
         return _wait(proc, recv, timeout, tick, tick_seconds, abort)
     finally:
         recv.close()
+        proc.join(timeout=2)  # the child exits right after sending its result
         if proc.is_alive():
             _kill(proc)
-        proc.join(timeout=5)
+
+
+@contextlib.contextmanager
+def alarm(timeout: float) -> Iterator[None]:
+    """A time limit for a stage run in this process: SIGALRM raises ``StageTimeout`` in the main thread.
+
+    Only for our own bounded Python code (it cannot interrupt a C call that never returns); off the
+    main thread it is a no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(_sig, _frame):
+        raise errors.StageTimeout(f"the stage ran past its time limit of {timeout:g} s and was stopped",
+                                  timeout=timeout)
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _wait(proc, recv, timeout, tick, tick_seconds, abort):

@@ -54,6 +54,15 @@ def drive(app, p, worker_id: str, *, isolate: bool = True, plan: faults_mod.Faul
     return p
 
 
+def warm(app) -> None:
+    """Import what the stages use and load the embedder in this process, so forked stages start warm."""
+    import importlib
+
+    for name in ("extract", "classify", "chunking", "strategies", "validate", "embed", "hashing"):
+        importlib.import_module(f"agentic_pipeline.ingest.{name}")
+    app.embedder.count_tokens("warm up")
+
+
 def enter(app, p, worker_id: str):
     """Move a claimed queue entry into its working stage (DETECTED, APPROVED, NEEDS_RETRY); working states stay."""
     target = {State.DETECTED: State.HASHING, State.APPROVED: State.EMBEDDING}.get(p.state)
@@ -71,9 +80,13 @@ def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=la
     beat = Heartbeat(app, p.id, worker_id)
     try:
         with beat:
-            if isolate:
-                outcome = child.run(run_stage, app, p, plan, timeout=float(settings.stage_timeouts[p.state.value]),
-                                    memory_mb=settings.stage_memory_mb, abort=lambda: aborting() or beat.lost)
+            timeout = float(settings.stage_timeouts[p.state.value])
+            if isolate and p.state in stages.ISOLATED:
+                outcome = child.run(run_stage, app, p, plan, timeout=timeout, memory_mb=settings.stage_memory_mb,
+                                    abort=lambda: aborting() or beat.lost)
+            elif isolate:
+                with child.alarm(timeout):
+                    outcome = run_stage(app, p, plan)
             else:
                 outcome = run_stage(app, p, plan)
         _raise_if_lost(beat, worker_id, p)
@@ -157,6 +170,8 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
     if not wait:
         return {**queued, "waited": False}
     worker_id = new_worker_id("process")
+    if isolate:
+        warm(app)
     p = app.pipelines.get(queued["id"])
     plan = plan if plan is not None else faults_mod.from_env()
     while p.state in states.CLAIMABLE or p.state in states.WORKING:

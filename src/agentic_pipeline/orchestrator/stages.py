@@ -167,6 +167,13 @@ STAGES: dict[State, Callable[[Any, Any], Outcome]] = {
 }
 
 
+#: stages that run third-party parsers or the model over a whole book: a forked child with a hard
+#: time limit and a memory cap. The others (hashing a file, picking a strategy, checking stored
+#: text) are our own bounded Python and run in the worker under an alarm-based time limit; a fork
+#: per stage costs ~30 ms, which would triple the per-book cost of small books.
+ISOLATED = frozenset({State.CLASSIFYING, State.PROCESSING, State.EMBEDDING})
+
+
 # ----------------------------------------------------------------------- helpers
 def extract(app, path: str):
     from agentic_pipeline.ingest import extract as extract_mod

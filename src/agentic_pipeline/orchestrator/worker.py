@@ -180,8 +180,8 @@ def _run_here(settings, options: Options, clock=None, *, ignore_sigint: bool = F
 
 
 def _warm(app) -> None:
-    """Load the embedder once, before any stage forks, so every child shares it."""
-    app.embedder.count_tokens("warm up")
+    """Import the stage modules and load the embedder once, before any stage forks, so every child shares them."""
+    process.warm(app)
 
 
 def _start_watch(app, options: Options):
