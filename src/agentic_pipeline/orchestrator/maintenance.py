@@ -10,6 +10,7 @@ functions belong to other features and are found by import string; one that does
 from __future__ import annotations
 
 import importlib
+import json
 import time
 from typing import Any, Callable
 
@@ -70,7 +71,7 @@ def _run_one(app, target: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - a broken task must not stop the worker
         summary = {"error": f"{type(exc).__name__}: {exc}"}
     summary["seconds"] = round(time.monotonic() - started, 3)
-    return summary
+    return json.loads(json.dumps(summary, default=str))  # stored as JSON: datetimes become ISO strings
 
 
 class Ticker:
