@@ -1,0 +1,200 @@
+"""Benchmark: pipeline overhead per book, claims per second, end-to-end books per hour.
+
+Not a test. Three measurements, on SQLite and (when the server answers) PostgreSQL:
+
+* **Overhead per book**: queue, claim, every transition with its history row, a heartbeat per
+  stage (the heartbeat thread starts and stops around each stage), approval with its audit
+  entry, the embedding claim and COMPLETE, with every stage a no-op. Targets: <= 5 ms SQLite,
+  <= 10 ms PostgreSQL. The baseline is the same transitions called bare on the repository.
+* **Claims per second** with 1, 2 and 4 worker processes racing over one queue.
+* **End to end**: a worker (stages in child processes) over samples/books (and ../shared/corpus
+  when present) with the configured embedder, books per hour and seconds per stage.
+
+    .venv/bin/python bench/bench_pipeline.py [--quick]
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "src"))
+
+from agentic_pipeline import config  # noqa: E402
+from agentic_pipeline.app import App  # noqa: E402
+from agentic_pipeline.db import migrations  # noqa: E402
+from agentic_pipeline.db.engine import Database  # noqa: E402
+from agentic_pipeline.pipeline.states import NEXT_ON_SUCCESS, State  # noqa: E402
+
+SAMPLES = REPO / "samples" / "books"
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+def _databases(tmp: Path) -> list[tuple[str, object]]:
+    """(engine, factory returning a fresh migrated URL) for SQLite and, if reachable, PostgreSQL."""
+    counter = iter(range(10_000))
+
+    def sqlite():
+        url = f"sqlite:///{tmp / f'b{next(counter)}.db'}"
+        db = Database(url)
+        migrations.upgrade(db)
+        db.dispose()
+        return url
+
+    out = [("sqlite", sqlite)]
+    from tests import pg
+
+    if pg.server_available() is None:
+        dbs = pg.PgDatabases()
+        out.append(("postgresql", dbs.fresh))
+    return out
+
+
+def _app(url: str, **settings) -> App:
+    return App.open(config.load({"db": url, "embedder": "hashing", **settings}, environ={}))
+
+
+# ----------------------------------------------------------------------- overhead
+def _noop(state):
+    from agentic_pipeline.orchestrator import stages
+
+    return lambda app, p: stages.Outcome(NEXT_ON_SUCCESS[state])
+
+
+def overhead_ms(url: str, books: int) -> tuple[float, float]:
+    """(ms per book through the orchestrator with no-op stages, ms per book of the bare repository calls)."""
+    from agentic_pipeline.approval import operations
+    from agentic_pipeline.orchestrator import process, stages
+
+    app = _app(url, heartbeat_seconds=3600)
+    saved = dict(stages.STAGES)
+    stages.STAGES.update({s: _noop(s) for s in saved})
+    try:
+        start = time.perf_counter()
+        for i in range(books):
+            p = app.pipelines.create(source_path=f"/nowhere/{i}", actor="human:bench")
+            p = app.pipelines.claim_next("w", lease_seconds=60)
+            p = process.drive(app, p, "w", isolate=False)
+            operations.approve(app, p.id, actor="human:bench")
+            p = process.drive(app, app.pipelines.claim_next("w", lease_seconds=60), "w", isolate=False)
+            assert p.state is State.COMPLETE, p.state
+        full = (time.perf_counter() - start) * 1000 / books
+        start = time.perf_counter()
+        path = [State.HASHING, State.CLASSIFYING, State.SELECTING_STRATEGY, State.PROCESSING, State.VALIDATING,
+                State.PENDING_APPROVAL, State.APPROVED, State.EMBEDDING, State.COMPLETE]
+        for i in range(books):
+            p = app.pipelines.create(source_path=f"/bare/{i}", actor="human:bench")
+            prev = State.DETECTED
+            for to in path:
+                app.pipelines.transition(p.id, to, expect=prev, actor="human:bench")
+                prev = to
+        bare = (time.perf_counter() - start) * 1000 / books
+        return full, bare
+    finally:
+        stages.STAGES.clear()
+        stages.STAGES.update(saved)
+        app.close()
+
+
+# ----------------------------------------------------------------------- claims
+def _claimer(url: str, seconds: float, out) -> None:
+    app = _app(url)
+    n = 0
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        p = app.pipelines.claim_next(f"w{id(out)}", lease_seconds=60)
+        if p is None:
+            break
+        app.pipelines.transition(p.id, State.ARCHIVED, expect=State.DETECTED, actor="system:bench", owner=f"w{id(out)}")
+        n += 1
+    app.close()
+    out.put(n)
+
+
+def claims_per_second(url: str, workers: int, seconds: float, queue_size: int) -> float:
+    app = _app(url)
+    with app.db.write() as conn:
+        for i in range(queue_size):
+            app.pipelines.create(source_path=f"/q/{i}", actor="human:bench", conn=conn)
+    app.close()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claimer, args=(url, seconds, out)) for _ in range(workers)]
+    start = time.perf_counter()
+    for p in procs:
+        p.start()
+    total = sum(out.get() for _ in procs)
+    for p in procs:
+        p.join()
+    return total / (time.perf_counter() - start)
+
+
+# ----------------------------------------------------------------------- end to end
+def end_to_end(url: str, folder: Path, embedder: str) -> tuple[int, float, dict[str, float]]:
+    """(books, seconds, seconds per stage) for one worker over ``folder`` with auto-approval on."""
+    from agentic_pipeline.approval import autonomy
+    from agentic_pipeline.orchestrator import queueing, worker
+
+    app = _app(url, embedder=embedder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    for path in files:
+        try:
+            queueing.queue_file(app, path, actor="human:bench")
+        except Exception:  # noqa: BLE001 - unreadable files are not books
+            pass
+    autonomy.enable(app, "partial", actor="human:bench", threshold=0.01, daily_cap=100_000)
+    start = time.perf_counter()
+    worker.process.warm(app)
+    worker.Worker(app, worker.Options(until_empty=True, poll_seconds=0.05, maintenance=False)).run()
+    elapsed = time.perf_counter() - start
+    split = {}
+    for pid in range(1, len(files) + 1):
+        try:
+            history = app.pipelines.history(pid)
+        except Exception:  # noqa: BLE001
+            continue
+        for h in history:
+            if h["from_state"] and h["duration_seconds"] is not None:
+                split[h["from_state"]] = split.get(h["from_state"], 0.0) + h["duration_seconds"]
+    n = len(files)
+    app.close()
+    return n, elapsed, split
+
+
+def run(quick: bool = False) -> list[dict]:
+    rows: list[dict] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pipeline-"))
+    try:
+        for engine, fresh in _databases(tmp):
+            target = 5.0 if engine == "sqlite" else 10.0
+            full, bare = overhead_ms(fresh(), 50 if quick else 300)
+            rows.append({"name": f"overhead_per_book_{engine}", "value": round(full, 2), "unit": "ms",
+                         "baseline": round(bare, 2), "ratio": round(full / bare, 2),
+                         "note": f"target <= {target} ms; baseline = the 9 bare transitions"})
+            one = None
+            for workers in (1, 2, 4):
+                rate = claims_per_second(fresh(), workers, 1.0 if quick else 3.0, 3000 if quick else 20000)
+                one = one or rate
+                rows.append({"name": f"claims_per_s_{engine}_{workers}w", "value": round(rate), "unit": "claims/s",
+                             "baseline": round(one), "ratio": round(rate / one, 2)})
+        folders = [SAMPLES] + ([] if quick or not CORPUS.is_dir() else [CORPUS])
+        for folder in folders:
+            url = _databases(tmp)[0][1]()
+            n, secs, split = end_to_end(url, folder, "hashing" if quick else "wordllama")
+            rows.append({"name": f"books_per_hour_{folder.name}", "value": round(n * 3600 / secs), "unit": "books/h",
+                         "note": f"{n} files in {secs:.1f}s, 1 worker; s by stage: "
+                                 + ", ".join(f"{k} {v:.1f}" for k, v in split.items())})
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        print(row)
