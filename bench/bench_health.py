@@ -68,12 +68,14 @@ def generate(n: int, seed: int = 1):
                 hist.append((hid, pid, None, state, t, None))
             prev = state
         if final in WORKING:  # shift so the book is in flight now; a few hung or orphaned
-            spent = EXPECTED[final] * (0.5 if pid % 20 else 6.0)
+            k = pid // (n // 400)  # the k-th book in flight: every 20th hung, every 40th orphaned
+            spent = EXPECTED[final] * (0.5 if k % 20 else 6.0)
             shift = NOW.timestamp() - spent - t
             hist = [(h[0], h[1], h[2], h[3], h[4] + shift, h[5]) for h in hist]
             created += shift
             t = NOW.timestamp() - spent
-        lease = ("w%d" % (pid % 8), NOW.timestamp() + (3600 if pid % 40 else -30)) if final in WORKING else (None, None)
+        k = pid // (n // 400)
+        lease = ("w%d" % (k % 8), NOW.timestamp() + (3600 if k % 40 != 1 else -30)) if final in WORKING else (None, None)
         row = (pid, f"/books/{pid}.epub", final, rng.randint(1, 10), 5, created, t, t, t,
                t if final == "complete" else None, lease[0], lease[1],
                NOW.timestamp() + 600 if final == "needs_retry" else None, "processing" if final == "needs_retry" else None)
