@@ -81,7 +81,8 @@ def test_auto_approval_records_actor_confidence_and_threshold(app):
     entry = actions_for(app, p.id)[-1]
     assert entry["action"] == "APPROVED" and entry["actor"] == "auto:high_confidence"
     assert entry["confidence_at_decision"] == pytest.approx(p.confidence)
-    assert entry["after_state"]["threshold"] == 0.5
+    approved = [h for h in app.pipelines.history(p.id) if h["to_state"] == "approved"][0]
+    assert approved["actor"] == "auto:high_confidence" and approved["detail"]["threshold"] == 0.5
 
 
 @pytest.mark.parametrize("setup, reason", [
