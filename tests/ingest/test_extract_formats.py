@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from agentic_pipeline.ingest import text_stats
-from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES, detect_format, extract, sniff
+from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES, detect_format, extract, html, sniff
 
 from .conftest import BOOKS, BROKEN
 
@@ -64,3 +66,21 @@ def test_garbage_ratio_separates_mojibake_from_real_text():
     assert text_stats.garbage_ratio("E/x.sc/e.sc/r.sc/c.sc/i.sc/s.sc/e.sc/s.sc") == 1.0
     assert text_stats.garbage_ratio("Élève à l’école, déjà Straße") == 0.0
     assert text_stats.garbage_ratio("") == 0.0
+
+
+_PIECES = st.sampled_from(["word", "é", "x.", " ", "  ", "\n", "\t", "\u00a0", "\u3000", "\u2029", "\u2028", "\r\n", "\u2009"])
+
+
+@given(st.lists(_PIECES, max_size=40))
+def test_html_layout_is_canonical_and_counts_like_split(pieces):
+    text, words = html._layout("".join(pieces))
+    assert words == len(text.split())
+    for bad in ("  ", " \n", "\n ", "\n\n\n", "\t", "\u00a0"):
+        assert bad not in text
+    assert text == text.strip()
+
+
+@pytest.mark.parametrize("name", ["waste-land.epub", "romeo-juliet.epub", "live-manual-de.epub", "kusamakura-ja.epub", "waste-land.html"])
+def test_source_word_count_is_the_word_count_of_the_text(name):
+    book = extract(BOOKS / name)
+    assert book.source_word_count == text_stats.count_words("\n\n".join(c.text for c in book.chapters))

@@ -11,7 +11,7 @@ import re
 # since these scripts do not separate words with spaces.
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _WORD = re.compile(rf"[{_CJK}]|[^\s{_CJK}]+")
-_HAS_CJK = re.compile(f"[{_CJK}]")
+_HAS_CJK = _CJK_CHAR = re.compile(f"[{_CJK}]")
 
 # --- garbage heuristics -------------------------------------------------------------
 # A token (whitespace-separated run) is "garbage" when any of these holds:
@@ -29,16 +29,21 @@ _BAD_CHAR = re.compile("[\ufffd\ue000-\uf8ff\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]
 _UTF8_AS_LATIN1 = re.compile("[\u00c2\u00c3][\u0080-\u00bf]")
 _LATIN1_LETTER = re.compile("[\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u00ff]")
 _LETTER = re.compile(r"[^\W\d_]")
+# punctuation that may wrap a word; none of it is a letter, a "/" or a suspicious character
+_EDGE_PUNCTUATION = "\"'()[]{}<>.,;:!?-*\u2018\u2019\u201c\u201d\u2013\u2014\u2026\u00ab\u00bb"
 
 
 def count_words(text: str) -> int:
     """Count words; each CJK character counts as one word (those scripts use no spaces).
 
-    Text without CJK takes the fast path (``str.split``), which counts the same runs.
+    Text without CJK takes the fast path (``str.split``). With CJK, each such character is
+    swapped for a space (counting the swaps) and the remaining runs are split: the same count
+    as matching ``_WORD`` over the text, twice as fast.
     """
-    if not _HAS_CJK.search(text):
+    if text.isascii() or not _HAS_CJK.search(text):
         return len(text.split())
-    return sum(1 for _ in _WORD.finditer(text))
+    spaced, ideographs = _CJK_CHAR.subn(" ", text)
+    return ideographs + len(spaced.split())
 
 
 def judge_token(token: str) -> bool | None:
@@ -60,12 +65,21 @@ def garbage_ratio(text: str) -> float:
 
     Clean prose in any language scores near 0 (URLs, code and formulas stay under ~0.02);
     Latin-1 mojibake of Cyrillic scores about 0.8. Only tokens that can be judged count (see
-    ``judge_token``); text with none of them scores 0.
+    ``judge_token``); text with none of them scores 0. A plain ASCII word (letters only, once
+    common punctuation is stripped from its ends) is judged without regexes: clean when it has
+    3 letters or more, the same verdict ``judge_token`` gives, several times faster.
     """
-    verdicts = [v for v in map(judge_token, text.split()) if v is not None]
-    if not verdicts:
-        return 0.0
-    return sum(verdicts) / len(verdicts)
+    judged = bad = 0
+    for token in text.split():
+        core = token.strip(_EDGE_PUNCTUATION)
+        if core.isascii() and core.isalpha():
+            judged += len(core) >= 3
+            continue
+        verdict = judge_token(token)
+        if verdict is not None:
+            judged += 1
+            bad += verdict
+    return bad / judged if judged else 0.0
 
 
 def sample_text(text: str, *, budget: int = 200_000, slices: int = 20) -> str:

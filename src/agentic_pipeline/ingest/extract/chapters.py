@@ -56,22 +56,24 @@ def split_at(text: str, cuts: Iterable[tuple[int, str]], front_title: str = FRON
     return parts
 
 
-def merge_small(parts: Sequence[Part], min_words: int = MIN_WORDS) -> list[Part]:
+def merge_small(parts: Sequence[Part], min_words: int = MIN_WORDS, words: Sequence[int] | None = None) -> list[Part]:
     """Drop empty parts and fold tiny ones into the next part (the last one into its predecessor).
 
     A tiny part before a real chapter is usually a cover, title page or part divider: its words
-    are kept, the real chapter's title wins.
+    are kept, the real chapter's title wins. ``words`` are the parts' word counts when the
+    caller already has them (counting again is a full pass over the book).
     """
-    kept = [(t, x.strip()) for t, x in parts if x.strip()]
+    counts = words if words is not None else [text_stats.count_words(x) for _, x in parts]
+    kept = [(t, x.strip(), n) for (t, x), n in zip(parts, counts) if n]
     merged: list[Part] = []
-    carry = ""
-    for title, text in kept:
-        text = f"{carry}\n\n{text}" if carry else text
-        if text_stats.count_words(text) < min_words:
-            carry = text
+    carry, carry_words = "", 0
+    for title, text, n in kept:
+        text, n = (f"{carry}\n\n{text}", n + carry_words) if carry else (text, n)
+        if n < min_words:
+            carry, carry_words = text, n
             continue
         merged.append((title, text))
-        carry = ""
+        carry, carry_words = "", 0
     if carry:
         if merged:
             title, text = merged.pop()
@@ -81,13 +83,20 @@ def merge_small(parts: Sequence[Part], min_words: int = MIN_WORDS) -> list[Part]
     return merged
 
 
-def build(parts: Sequence[Part], min_words: int = MIN_WORDS, *, line_titles: bool = True) -> tuple[model.Chapter, ...]:
+def build(
+    parts: Sequence[Part],
+    min_words: int = MIN_WORDS,
+    *,
+    line_titles: bool = True,
+    words: Sequence[int] | None = None,
+) -> tuple[model.Chapter, ...]:
     """Chapters from parts: tiny ones merged, titles cleaned, untitled ones named "Section N".
 
     With ``line_titles`` an untitled part is first named after its first line, if short.
+    ``words``: the parts' word counts, if known (see ``merge_small``).
     """
     chapters = []
-    for i, (title, text) in enumerate(merge_small(parts, min_words)):
+    for i, (title, text) in enumerate(merge_small(parts, min_words, words)):
         title = clean_title(title) or (first_line(text) if line_titles else "") or f"Section {i + 1}"
         chapters.append(model.Chapter(index=i, title=title, text=text))
     return tuple(chapters)

@@ -15,6 +15,7 @@ import unicodedata
 import zipfile
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 from agentic_pipeline import errors
 from agentic_pipeline.ingest import model, text_stats
@@ -83,17 +84,21 @@ def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
     toc = _toc(archive, package)
     docs = _spine_documents(archive, package, warnings)
     toc.rebase(docs)
-    parts, texts = [], []
+    parts: list[chapters.Part] = []
+    counts: list[int] = []
+    texts: list[str] = []
+    source_words = 0
     for doc_path in docs:
-        doc_parts, doc_text = _document_parts(archive, doc_path, toc, warnings)
-        parts.extend(doc_parts)
-        texts.append(doc_text)
-    full_text = "\n\n".join(texts)
-    source_words = text_stats.count_words(full_text)
+        doc = _document(archive, doc_path, toc, warnings)
+        parts.extend(doc.parts)
+        counts.extend(doc.counts)
+        texts.append(doc.text)
+        source_words += doc.words
     if source_words == 0:
         raise errors.NoTextLayer(f"no text layer: {path.name} holds no text (images only?)", path=str(path))
+    full_text = "\n\n".join(texts)
     quality.check_garbage(full_text, path, limits.max_garbage_ratio)
-    built = chapters.build(parts, line_titles=False)
+    built = chapters.build(parts, line_titles=False, words=counts)
     meta = model.Metadata(
         title=chapters.clean_title(package.title) or path.stem,
         authors=package.authors,
@@ -210,24 +215,35 @@ def _spine_documents(archive: _Archive, package: epub_package.Package, warnings:
     return docs
 
 
-def _document_parts(archive: _Archive, doc: str, toc: _Toc, warnings: list[str]) -> tuple[list[chapters.Part], str]:
-    """The parts of one spine document (several if the TOC cuts it at anchors) and its whole text."""
+class _Document(NamedTuple):
+    """One spine document: its parts (several if the TOC cuts it at anchors) with their word counts."""
+
+    parts: list[chapters.Part]
+    counts: list[int]
+    text: str
+    words: int
+
+
+def _document(archive: _Archive, doc: str, toc: _Toc, warnings: list[str]) -> _Document:
+    """Read one spine document; a damaged entry is skipped with a warning."""
     try:
-        markup = html.decode(archive.read(doc) or b"")
+        data = archive.read(doc) or b""
     except errors.CorruptFile as exc:
         warnings.append(f"damaged document skipped: {doc}: {exc.__cause__}")
-        return [], ""
+        return _Document([], [], "", 0)
     anchors = toc.anchors.get(_key(doc), [])
     titles = {frag: title for frag, title in anchors if frag}
     order: list[str] = []
     if len(anchors) >= 2:
-        markup, order = html.mark_ids(markup, titles)
-    text, heading = html.to_text(markup)
-    text = chapters.normalize(text)
-    title = toc.title_of.get(_key(doc)) or heading
+        data, order = html.mark_ids(html.utf8(data), titles)
+    toc_title = toc.title_of.get(_key(doc))
+    text, heading, words = html.to_text(data, heading=not toc_title)
+    title = toc_title or heading
+    if not order:
+        return _Document([(title, text)], [words], text, words)
     segments = text.split(html.MARK)
     parts = [(title, segments[0])] + [(titles[frag], seg) for frag, seg in zip(order, segments[1:])]
-    return parts, text.replace(html.MARK, "")
+    return _Document(parts, [text_stats.count_words(seg) for _, seg in parts], text.replace(html.MARK, ""), words)
 
 
 def _decoded_name(info: zipfile.ZipInfo) -> str:

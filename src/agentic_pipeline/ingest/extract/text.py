@@ -20,17 +20,16 @@ _ATX = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _UNDERLINE = re.compile(r"^([=\-*~^+#])\1{2,}\s*$")
 _CHAPTER = re.compile(r"^(?:chapter|book|part|kapitel|chapitre|capítulo|глава)\s+(?:[0-9]+|[IVXLCDM]+)\b.{0,80}$", re.I)
 _FENCE = re.compile(r"^\s*(```|~~~)")
-_H_TAG = re.compile(r"<h([1-3])\b", re.I)
-_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-_HTML_LANG = re.compile(r"<html\b[^>]*?\blang\s*=\s*[\"']([A-Za-z-]+)[\"']", re.I)
+_H_TAG = re.compile(rb"<h([1-3])\b", re.I)
+_HTML_TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
+_HTML_LANG = re.compile(rb"<html\b[^>]*?\blang\s*=\s*[\"']([A-Za-z-]+)[\"']", re.I)
 
 
 def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedBook:
     """Read a text-like file already sniffed as "text", "markdown" or "html"."""
-    markup_or_text = html.decode(data)
     if kind == "html":
-        return _read_html(path, markup_or_text, limits)
-    text = chapters.normalize(markup_or_text)
+        return _read_html(path, html.utf8(data), limits)
+    text = chapters.normalize(html.decode(data))
     quality.check_garbage(text, path, limits.max_garbage_ratio)
     headings = find_headings(text, markdown=kind == "markdown")
     level = chapters.pick_level(lvl for _, lvl, _ in headings)
@@ -79,20 +78,20 @@ def _heading(line: str, prev: str, styles: dict[str, int], markdown: bool) -> tu
     return None
 
 
-def _read_html(path: Path, markup: str, limits: Limits) -> model.ExtractedBook:
+def _read_html(path: Path, markup: bytes, limits: Limits) -> model.ExtractedBook:
     level = chapters.pick_level(int(m.group(1)) for m in _H_TAG.finditer(markup))
     marked = html.mark_tags(markup, [f"h{level}"]) if level else markup
-    text, heading = html.to_text(marked)
-    text = chapters.normalize(text)
+    text, heading, words = html.to_text(marked)
     plain = text.replace(html.MARK, "")
     quality.check_garbage(plain, path, limits.max_garbage_ratio)
     segments = text.split(html.MARK)
     parts = [(chapters.FRONT_TITLE, segments[0])] + [(chapters.first_line(s), s) for s in segments[1:]]
     title_match = _HTML_TITLE.search(markup)
-    title = chapters.clean_title(html.to_text(title_match.group(1))[0]) if title_match else heading
+    title = chapters.clean_title(html.to_text(title_match.group(1)).text) if title_match else heading
     lang = _HTML_LANG.search(markup[:4000])
+    language = lang.group(1).decode("ascii") if lang else None
     method = "headings" if level else "single"
-    return _book(path, "html", title or heading, lang and lang.group(1), parts, text_stats.count_words(plain), method)
+    return _book(path, "html", title or heading, language, parts, words, method)
 
 
 def _book(path, fmt, title, language, parts, source_words, method) -> model.ExtractedBook:
