@@ -26,12 +26,25 @@ Part = tuple[str, str]  # (title, text)
 
 
 def normalize(text: str) -> str:
-    """Unify line ends, drop control characters and PDF soft-hyphen marks, squeeze blank lines."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\ufffe", "").replace("\u00ad", "")
+    """Unify line ends, drop control characters and PDF soft-hyphen marks, squeeze blank lines.
+
+    Each rewrite is preceded by a substring test: the tests run at memory speed, the rewrites
+    (regexes above all) do not, and most pages need few of them.
+    """
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\ufffe" in text:
+        text = text.replace("\ufffe", "")
+    if "\u00ad" in text:
+        text = text.replace("\u00ad", "")
     text = _CONTROL.sub("", text)
-    if " \n" in text or "\t\n" in text:  # cheap test first: the regex is slow on space-heavy text
-        text = _SPACE_BEFORE_NL.sub("\n", text)
-    return _MANY_NL.sub("\n\n", text).strip()
+    if " \n" in text or "\t\n" in text:
+        text = text.replace(" \n", "\n")  # one trailing space per line is the common case
+        if " \n" in text or "\t\n" in text:
+            text = _SPACE_BEFORE_NL.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _MANY_NL.sub("\n\n", text)
+    return text.strip()
 
 
 def clean_title(title: str | None, limit: int = 200) -> str:
@@ -43,17 +56,22 @@ def clean_title(title: str | None, limit: int = 200) -> str:
 
 def split_at(text: str, cuts: Iterable[tuple[int, str]], front_title: str = FRONT_TITLE) -> list[Part]:
     """Slice ``text`` at the cut offsets; text before the first cut becomes a front-matter part."""
+    return [(title, text[start:end]) for title, start, end in split_spans(len(text), cuts, front_title)]
+
+
+def split_spans(length: int, cuts: Iterable[tuple[int, str]], front_title: str = FRONT_TITLE) -> list[tuple[str, int, int]]:
+    """(title, start, end) of the parts ``split_at`` makes of a text of ``length`` characters."""
     ordered = sorted({off: title for off, title in cuts}.items())
-    parts: list[Part] = []
+    spans: list[tuple[str, int, int]] = []
     start, title = 0, front_title
     for offset, next_title in ordered:
-        offset = max(0, min(offset, len(text)))
+        offset = max(0, min(offset, length))
         if offset > start or (offset == start and start == 0):
-            parts.append((title, text[start:offset]))
+            spans.append((title, start, offset))
             start = offset
         title = next_title
-    parts.append((title, text[start:]))
-    return parts
+    spans.append((title, start, length))
+    return spans
 
 
 def merge_small(parts: Sequence[Part], min_words: int = MIN_WORDS, words: Sequence[int] | None = None) -> list[Part]:

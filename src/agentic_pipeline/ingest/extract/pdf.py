@@ -10,11 +10,14 @@ counts, independent of the split.
 
 from __future__ import annotations
 
+import bisect
+import ctypes
 import math
 import re
 from pathlib import Path
 
 import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 
 from agentic_pipeline import errors
 from agentic_pipeline.ingest import model, text_stats
@@ -25,6 +28,8 @@ PAGE_SEPARATOR = "\n\n"
 #: a page with fewer words than this counts as having no text layer
 MIN_PAGE_WORDS = 5
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
+#: outline levels looked at for chapters (a deeper level is a section of a section of ...)
+MAX_OUTLINE_DEPTH = 4
 
 
 def read(path: Path, limits: Limits) -> model.ExtractedBook:
@@ -80,18 +85,44 @@ def _page_texts(doc: pdfium.PdfDocument) -> tuple[list[str], list[str]]:
 
 
 def _outline(doc: pdfium.PdfDocument, page_count: int) -> list[tuple[int, str, int]]:
-    """(level, title, page index) of bookmarks that point at a page; [] if the outline is broken."""
-    entries = []
+    """(level, title, page index) of the bookmarks at the chapter level; [] if none or broken.
+
+    The chapter level is the shallowest one (of the first ``MAX_OUTLINE_DEPTH``) with at least
+    two bookmarks that point at a page. The outline is walked one level at a time and the walk
+    stops there: resolving a bookmark's destination can be slow (named destinations are looked
+    up), and a reference manual has thousands of deeper entries that would never be used.
+    """
+    seen: set[int] = set()
+    parents = [None]
     try:
-        for mark in doc.get_toc(max_depth=4):
-            dest = mark.get_dest()
-            index = dest.get_index() if dest is not None else None
-            title = chapters.clean_title(mark.get_title())
-            if index is not None and 0 <= index < page_count and title:
-                entries.append((mark.level, title, index))
+        for level in range(MAX_OUTLINE_DEPTH):
+            entries, children = [], []
+            for parent in parents:
+                for mark in _children(doc, parent, level, seen):
+                    children.append(mark.raw)
+                    dest = mark.get_dest()
+                    index = dest.get_index() if dest is not None else None
+                    title = chapters.clean_title(mark.get_title())
+                    if index is not None and 0 <= index < page_count and title:
+                        entries.append((level, title, index))
+            if len(entries) >= 2 or not children:
+                return entries if len(entries) >= 2 else []
+            parents = children
     except pdfium.PdfiumError:
         return []
-    return entries
+    return []
+
+
+def _children(doc: pdfium.PdfDocument, parent, level: int, seen: set[int]):
+    """The bookmarks directly under ``parent`` (None: the top level); a circular reference ends the list."""
+    pointer = pdfium_c.FPDFBookmark_GetFirstChild(doc, parent)
+    while pointer:
+        address = ctypes.addressof(pointer.contents)
+        if address in seen:
+            return
+        seen.add(address)
+        yield pdfium.PdfBookmark(pointer, doc, level)
+        pointer = pdfium_c.FPDFBookmark_GetNextSibling(doc, pointer)
 
 
 def _info(doc: pdfium.PdfDocument) -> dict[str, str]:
@@ -102,7 +133,8 @@ def _info(doc: pdfium.PdfDocument) -> dict[str, str]:
 
 
 def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBook:
-    _check_text_layer(path, pages, warnings)
+    page_words = [text_stats.count_words(page) for page in pages]
+    _check_text_layer(path, pages, page_words, warnings)
     offsets, pos = [], 0
     for page in pages:
         offsets.append(pos)
@@ -110,7 +142,12 @@ def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBo
     text = PAGE_SEPARATOR.join(pages)
     quality.check_garbage(text, path, limits.max_garbage_ratio)
     cuts, method, front = _cuts(pages, offsets, outline)
-    built = chapters.build(chapters.split_at(text, cuts, front))
+    spans = chapters.split_spans(len(text), cuts, front)
+    counter = _WordsBefore(pages, offsets, page_words)
+    built = chapters.build(
+        [(title, text[start:end]) for title, start, end in spans],
+        words=[counter(end) - counter(start) for _, start, end in spans] if counter.exact(text, spans) else None,
+    )
     meta = model.Metadata(
         title=chapters.clean_title(info.get("Title")) or path.stem,
         authors=_authors(info.get("Author", "")),
@@ -120,15 +157,43 @@ def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBo
     return model.ExtractedBook(
         metadata=meta,
         chapters=built,
-        source_word_count=text_stats.count_words(text),
+        source_word_count=sum(page_words),
         warnings=tuple(warnings),
         split_method=method if len(built) > 1 else "single",
     )
 
 
-def _check_text_layer(path: Path, pages: list[str], warnings: list[str]) -> None:
+class _WordsBefore:
+    """Words in the book text before an offset, from the page counts plus one partial page.
+
+    Counting every chapter again would be a second pass over the book; a chapter's words are
+    the words before its end minus the words before its start, which holds when no cut falls
+    inside a word (``exact``).
+    """
+
+    def __init__(self, pages: list[str], offsets: list[int], page_words: list[int]) -> None:
+        self.pages, self.offsets = pages, offsets
+        self.before = [0]
+        for n in page_words:
+            self.before.append(self.before[-1] + n)
+
+    def __call__(self, offset: int) -> int:
+        page = bisect.bisect_right(self.offsets, offset) - 1
+        if page < 0:
+            return 0
+        inside = offset - self.offsets[page]
+        if inside >= len(self.pages[page]):
+            return self.before[page + 1]
+        return self.before[page] + text_stats.count_words(self.pages[page][:inside])
+
+    @staticmethod
+    def exact(text: str, spans: list[tuple[str, int, int]]) -> bool:
+        return all(0 == s or s == len(text) or text[s - 1].isspace() or text[s].isspace() for _, s, _ in spans)
+
+
+def _check_text_layer(path: Path, pages: list[str], page_words: list[int], warnings: list[str]) -> None:
     """NoTextLayer when (nearly) no page has text; a warning when many pages lack it."""
-    empty = [i + 1 for i, p in enumerate(pages) if len(p) < 200 and text_stats.count_words(p) < MIN_PAGE_WORDS]
+    empty = [i + 1 for i, (p, n) in enumerate(zip(pages, page_words)) if len(p) < 200 and n < MIN_PAGE_WORDS]
     with_text = len(pages) - len(empty)
     if with_text == 0 or (len(pages) >= 10 and with_text < 0.1 * len(pages)):
         raise errors.NoTextLayer(
