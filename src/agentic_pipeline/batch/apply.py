@@ -5,7 +5,8 @@ plan saw (compare-and-set; the others are skipped with the reason), changes the 
 ``UPDATE ... WHERE id IN (...) AND state = :expected RETURNING id`` per expected state, and writes
 history and audit rows in bulk. The audit and state result per book is the same as the single-book
 operation's (``approval.operations.approve`` / ``reject``, ``queue.operations.set_priority``); a test
-checks it.
+checks it. Entries with equal JSON documents share one object (``Shared``), so the bulk audit append
+encodes each distinct document once.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
-from agentic_pipeline.db import audit_store, batch_store
+from agentic_pipeline.db import batch_store
 from agentic_pipeline.pipeline.states import State
 
 
@@ -51,6 +52,7 @@ def apply_decision(conn, ctx, planned: Sequence[dict[str, Any]], to: State, acti
     ready, skipped = split_unchanged(planned, current)
     reason = ctx.change.get("reason")
     removed: dict[int, dict[str, int]] = {}
+    docs = Shared()
     if to is State.APPROVED:
         values = {"approved_by": ctx.actor, "approved_at": ctx.now}
     else:
@@ -60,22 +62,31 @@ def apply_decision(conn, ctx, planned: Sequence[dict[str, Any]], to: State, acti
                                             now=ctx.now, values=values,
                                             detail={"reason": reason} if reason else None))
     skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
-    def extra(r: dict[str, Any]) -> dict[str, Any]:
-        return {} if to is State.APPROVED else {"removed": dict(removed.get(r["id"], batch_store.NOTHING_REMOVED))}
+    def after(r: dict[str, Any]) -> dict[str, Any]:
+        if to is State.APPROVED:
+            return docs(("after", to), lambda: {"state": to.value})
+        gone = removed.get(r["id"], batch_store.NOTHING_REMOVED)
+        return docs(("after", to, *sorted(gone.items())), lambda: {"state": to.value, "removed": dict(gone)})
 
-    entries = [decision_entry(action, ctx.actor, r, to, reason=reason, filter_used=ctx.filter_used, after=extra(r))
+    entries = [chain.AuditEntry(action=action, actor=ctx.actor, pipeline_id=r["id"], book_id=r.get("book_id"),
+                                reason=reason, before_state=docs(("before", r["state"]), lambda: {"state": r["state"]}),
+                                after_state=after(r), filter_used=ctx.filter_used, confidence_at_decision=r.get("confidence"))
                for r in ready if r["id"] in moved]
-    audit_store.append_many(conn, entries, ctx.now)
+    batch_store.append_audit_many(conn, entries, ctx.now)
     return ChunkResult(sorted(moved), skipped)
 
 
-def decision_entry(action, actor: str, row: dict[str, Any], to: State, *, reason: str | None,
-                   filter_used: Any = None, after: dict[str, Any] | None = None) -> chain.AuditEntry:
-    """The audit entry of an approve/reject decision on one book, as the single-book operation writes it."""
-    return chain.AuditEntry(action=action, actor=actor, pipeline_id=row["id"], book_id=row.get("book_id"),
-                            reason=reason, before_state={"state": row["state"]},
-                            after_state={"state": to.value, **(after or {})},
-                            filter_used=filter_used, confidence_at_decision=row.get("confidence"))
+class Shared:
+    """One object per distinct JSON document (by a key the caller gives): ``docs(key, build)``."""
+
+    def __init__(self) -> None:
+        self._docs: dict[Any, Any] = {}
+
+    def __call__(self, key: Any, build: Callable[[], Any]) -> Any:
+        doc = self._docs.get(key)
+        if doc is None:
+            doc = self._docs[key] = build()
+        return doc
 
 
 def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
@@ -83,24 +94,26 @@ def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     new = ctx.change["priority"]
     current = batch_store.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
-    same = [r for r in ready if (r["priority"], r["base_priority"], r["aging_level"]) == (new, new, 0)]
-    skipped += [{"id": r["id"], "reason": f"already at priority {new}"} for r in same]
-    todo = [r for r in ready if r not in same]
+    todo = []
+    for r in ready:
+        if (r["priority"], r["base_priority"], r["aging_level"]) == (new, new, 0):
+            skipped.append({"id": r["id"], "reason": f"already at priority {new}"})
+        else:
+            todo.append(r)
     moved: set[int] = set()
     for state in sorted({r["state"] for r in todo}):
         ids = [r["id"] for r in todo if r["state"] == state]
         moved.update(batch_store.update_many(conn, ids, State(state), {"priority": new, "base_priority": new,
                                                                        "aging_level": 0}, ctx.now))
-    entries = [priority_entry(ctx.actor, r, new, filter_used=ctx.filter_used) for r in todo if r["id"] in moved]
-    audit_store.append_many(conn, entries, ctx.now)
+    docs, snap = Shared(), {"priority": new, "base_priority": new, "aging_level": 0}
+    entries = [chain.AuditEntry(action=actions.Action.PRIORITY_CHANGED, actor=ctx.actor, pipeline_id=r["id"],
+                                book_id=r.get("book_id"), after_state=snap, filter_used=ctx.filter_used,
+                                before_state=docs((r["priority"], r["base_priority"], r["aging_level"]), lambda: {
+                                    "priority": r["priority"], "base_priority": r["base_priority"],
+                                    "aging_level": r["aging_level"]}))
+               for r in todo if r["id"] in moved]
+    batch_store.append_audit_many(conn, entries, ctx.now)
     return ChunkResult(sorted(moved), skipped)
-
-
-def priority_entry(actor: str, row: dict[str, Any], new: int, *, filter_used: Any = None) -> chain.AuditEntry:
-    snap = {"priority": new, "base_priority": new, "aging_level": 0}
-    old = {"priority": row["priority"], "base_priority": row["base_priority"], "aging_level": row["aging_level"]}
-    return chain.AuditEntry(action=actions.Action.PRIORITY_CHANGED, actor=actor, pipeline_id=row["id"],
-                            book_id=row.get("book_id"), before_state=old, after_state=snap, filter_used=filter_used)
 
 
 def apply_retry(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:

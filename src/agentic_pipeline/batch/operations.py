@@ -28,7 +28,8 @@ from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
 
-CHUNK_SIZE = 500
+#: ids per write transaction: a whole 10,000-book batch in one (each page and index page written once)
+CHUNK_SIZE = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
