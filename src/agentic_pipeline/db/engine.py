@@ -75,7 +75,8 @@ def _create_engine(url: str, *, echo: bool) -> sa.Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, echo=echo)
     if url.startswith("postgresql"):
-        return sa.create_engine(url, echo=echo, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return sa.create_engine(url, echo=echo, pool_pre_ping=False, pool_recycle=1800, pool_size=5,
+                                 max_overflow=10)
     raise errors.ConfigError(f"unsupported database URL {url!r}")
 
 

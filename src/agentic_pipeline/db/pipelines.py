@@ -30,6 +30,20 @@ _QUEUES = (State.DETECTED.value, State.APPROVED.value)
 _WORKING = tuple(s.value for s in states.WORKING)
 
 
+# Prebuilt statements: built once, so SQLAlchemy compiles and caches each shape once (the
+# transition is the hottest path in the program). Bind names start with b_ to stay clear of columns.
+_CURRENT = sa.select(pp.c.id, pp.c.state, pp.c.state_entered_at, pp.c.lease_owner, pp.c.lease_expires_at).where(
+    pp.c.id == sa.bindparam("b_pid"))
+_CURRENT_FOR_UPDATE = _CURRENT.with_for_update()
+_UPDATE_CAS = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.state == sa.bindparam("b_expect"))
+               .returning(*pp.c))
+_UPDATE_CAS_OWNED = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.state == sa.bindparam("b_expect"),
+                                       pp.c.lease_owner == sa.bindparam("b_owner"),
+                                       pp.c.lease_expires_at >= sa.bindparam("b_now", type_=pp.c.lease_expires_at.type))
+                     .returning(*pp.c))
+_HISTORY_INSERT = history.insert()
+
+
 @dataclasses.dataclass(frozen=True)
 class Pipeline:
     """A snapshot of one ``processing_pipelines`` row."""
@@ -88,7 +102,7 @@ class PipelineStore:
             query = query.with_for_update()
         row = conn.execute(query).first()
         if row is None:
-            raise errors.NotFound(f"no pipeline with id {pipeline_id}", hint="list them with `agentic-pipeline pending` or `health`")
+            raise self._not_found(pipeline_id)
         return Pipeline.from_row(row)
 
     def history(self, pipeline_id: int) -> list[dict[str, Any]]:
@@ -142,7 +156,10 @@ class PipelineStore:
 
     def _transition(self, conn, pipeline_id, to, expect, actor, owner, detail, updates, audit) -> Pipeline:
         now = self.clock.now()
-        current = self._get(conn, pipeline_id, lock=True)
+        select = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
+        current = conn.execute(select, {"b_pid": pipeline_id}).first()
+        if current is None:
+            raise self._not_found(pipeline_id)
         self._check_expected(current, expect, owner, now)
         values = dict(updates or {})
         values.update(state=to.value, updated_at=now, state_entered_at=now)
@@ -152,28 +169,36 @@ class PipelineStore:
             values["completed_at"] = now
         if to in states.CLAIMABLE:
             values.setdefault("queued_at", now)
-        where = [pp.c.id == pipeline_id, pp.c.state == expect.value]
-        if owner is not ANY_OWNER:
-            where += [pp.c.lease_owner == owner, pp.c.lease_expires_at >= now]
-        row = conn.execute(pp.update().where(*where).values(**values).returning(*pp.c)).first()
+        values.update(b_pid=pipeline_id, b_expect=expect.value)
+        if owner is ANY_OWNER:
+            row = conn.execute(_UPDATE_CAS, values).first()
+        else:
+            row = conn.execute(_UPDATE_CAS_OWNED, {**values, "b_owner": owner, "b_now": now}).first()
         if row is None:  # changed between our read and our write (SQLite cannot get here: IMMEDIATE)
             raise errors.StaleState(f"pipeline {pipeline_id} changed while moving it to {to.value}; try again")
         spent = (now - current.state_entered_at).total_seconds()
-        conn.execute(history.insert().values(pipeline_id=pipeline_id, from_state=expect.value, to_state=to.value,
-                                             at=now, duration_seconds=max(spent, 0.0), actor=actor, detail=detail))
+        conn.execute(_HISTORY_INSERT, {"pipeline_id": pipeline_id, "from_state": expect.value, "to_state": to.value,
+                                       "at": now, "duration_seconds": max(spent, 0.0), "actor": actor, "detail": detail})
         if audit is not None:
             audit_store.append(conn, audit, now)
         return Pipeline.from_row(row)
 
-    def _check_expected(self, current: Pipeline, expect: State, owner: Any, now: dt.datetime) -> None:
-        if current.state is not expect:
+    @staticmethod
+    def _not_found(pipeline_id: int) -> errors.NotFound:
+        return errors.NotFound(f"no pipeline with id {pipeline_id}",
+                               hint="list them with `agentic-pipeline pending` or `health`")
+
+    def _check_expected(self, current: Any, expect: State, owner: Any, now: dt.datetime) -> None:
+        """``current``: a Pipeline or a row with id, state, lease_owner, lease_expires_at."""
+        actual = State(current.state)
+        if actual is not expect:
             raise errors.StaleState(
-                f"pipeline {current.id} is {current.state.value}, not {expect.value}; it changed since you looked",
-                pipeline_id=current.id, actual=current.state, expected=expect,
+                f"pipeline {current.id} is {actual.value}, not {expect.value}; it changed since you looked",
+                pipeline_id=current.id, actual=actual, expected=expect,
             )
         if owner is ANY_OWNER:
             return
-        lease_owner, expires = current.row["lease_owner"], current.row["lease_expires_at"]
+        lease_owner, expires = current.lease_owner, current.lease_expires_at
         if lease_owner != owner or expires is None or expires < now:
             holder = lease_owner or "nobody"
             raise errors.LeaseLost(f"worker {owner} no longer holds the lease on pipeline {current.id} "
