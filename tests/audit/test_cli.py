@@ -57,3 +57,31 @@ def test_prune_dry_run_then_execute(app, clock):
     assert done.exit_code == 0, done.output
     assert json.loads(done.output)["execute"] is True
     assert run(app, "verify").exit_code == 0
+
+
+def test_verify_with_audit_key(app, clock, monkeypatch):
+    """AGENTIC_PIPELINE_AUDIT_KEY set: keyed entries verify; an append forged with a recomputed plain hash is named."""
+    from agentic_pipeline.audit import chain
+
+    monkeypatch.setenv(chain.KEY_ENV, "s3cret")
+    rows = add(app, n=3, after_state={"state": "approved"})
+    ok = run(app, "verify", "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["keyed"] is True and json.loads(ok.stdout)["count"] == 3
+    assert "keyed (0 older entries unkeyed)" in run(app, "verify").output
+    forged = {"id": 4, "book_id": None, "pipeline_id": 1, "action": "APPROVED", "actor": "human:mallory",
+              "reason": None, "before_state": None, "after_state": None, "filter_used": None,
+              "confidence_at_decision": None, "performed_at": app.clock.now(), "prev_hash": rows[-1]["entry_hash"]}
+    forged["entry_hash"] = chain.compute_hash(forged)            # the forger has no key: plain SHA-256
+    if app.db.is_sqlite:
+        forged["performed_at"] = forged["performed_at"].timestamp()
+    tamper(app, f"INSERT INTO approval_audit ({', '.join(forged)}) VALUES ({', '.join(':' + c for c in forged)})",
+           **forged)
+    bad = run(app, "verify", "--json")
+    assert bad.exit_code == 1
+    assert json.loads(bad.stdout)["problem"]["entry_id"] == 4 and json.loads(bad.stdout)["problem"]["kind"] == "unkeyed"
+    text = run(app, "verify")
+    assert text.exit_code == 1 and "entry 4" in text.output and "unkeyed" in text.output
+    monkeypatch.delenv(chain.KEY_ENV)                             # without the key, keyed entries look edited
+    assert json.loads(run(app, "verify", "--json").stdout)["problem"] == {
+        "entry_id": 1, "kind": "edited", "message": json.loads(run(app, "verify", "--json").stdout)["problem"]["message"]}

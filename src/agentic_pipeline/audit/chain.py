@@ -101,6 +101,20 @@ def payload_of(row: Mapping[str, Any]) -> str:
     return f"{head},{docs}]"
 
 
+def payload_parts(row: Mapping[str, Any]) -> tuple[str, str]:
+    """``(rest, tail)`` with ``payload == "[" + str(id) + rest + prev_hash + tail``.
+
+    What PostgreSQL needs to hash an entry whose id and previous hash it picks itself (the
+    single-statement append); a test checks it against ``payload_of``.
+    """
+    full = payload_of({**row, "id": 0, "prev_hash": ""})
+    head = payload_head(0, row.get("book_id"), row.get("pipeline_id"), row.get("action"), row.get("actor"),
+                        row.get("reason"), row.get("confidence_at_decision"), to_millis(row["performed_at"]), "")
+    # head is '[0,...,"' + '"': drop the id (first two characters) and the closing quote of prev_hash
+    rest = head[2:-1]
+    return rest, '"' + full[len(head):]
+
+
 def compute_hash(row: Mapping[str, Any], key: bytes | None = None) -> str:
     """The hash of a row: every field in ``HASHED_FIELDS`` (HMAC when ``key`` is given)."""
     return digest(payload_of(row), key)
@@ -154,97 +168,114 @@ def merge_removed(runs: list[Removed]) -> list[Removed]:
     return out
 
 
-def _entry_hashes(row: tuple, key: bytes | None) -> tuple[bool, bool]:
-    """(matches with the key, matches as plain SHA-256) for a scan row (see ``db.audit_store.scan``)."""
+def payloads_of_row(row: tuple) -> list[bytes]:
+    """Candidate payloads of a full scan row (``db.audit_store.FULL_COLUMNS``): stored JSON text spliced, re-encoded.
+
+    The re-encoded form covers documents whose stored text is not canonical (PostgreSQL rows
+    written as JSONB before migration 0004); a document that is not JSON at all matches nothing.
+    """
     head = payload_head(*row[:9])
     docs = [d if d is not None else "null" for d in row[10:13]]
-    fast = f"{head},{docs[0]},{docs[1]},{docs[2]}]"
-    slow = f"{head},{','.join(d if d == 'null' else canonical(json.loads(d)) for d in docs)}]"
-    stored = row[9]
-    for payload in (fast, slow) if slow != fast else (fast,):
-        if digest(payload, key) == stored:
-            return True, key is None
-        if key is not None and digest(payload, None) == stored:
-            return False, True
-    return False, False
+    out = [f"{head},{docs[0]},{docs[1]},{docs[2]}]"]
+    try:
+        slow = f"{head},{','.join(d if d == 'null' else canonical(json.loads(d)) for d in docs)}]"
+    except (TypeError, ValueError):
+        slow = out[0]
+    if slow != out[0]:
+        out.append(slow)
+    return [p.encode("utf-8") for p in out]
 
 
-def verify_rows(rows, removed: list[Removed], key: bytes | None = None) -> Verdict:
-    """Walk ``rows`` (id order) and return the verdict: the count, or the first entry that does not match."""
+def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row=None) -> Verdict:
+    """Walk ``rows`` (id order) and return the verdict: the count, or the first entry that does not match.
+
+    Each row is ``(id, prev_hash, entry_hash, check)``: ``check`` is True when the database
+    already compared SHA-256 of the canonical payload with ``entry_hash``, the canonical payload
+    as bytes for this walk to hash, or False/None when the database could not build it. Anything
+    but a match asks ``full_row(id)`` for the whole row (``db.audit_store.FULL_COLUMNS``) and
+    decides from that, so the fast forms only ever accept, never reject.
+    """
     verdict = Verdict(keyed=key is not None)
     runs = merge_removed(removed)
     k, prev_id, prev_hash = 0, 0, GENESIS
-    next_first = runs[0].first if runs else None
-    for row in rows:
-        id_ = row[0]
-        if id_ != prev_id + 1 or (next_first is not None and id_ >= next_first):
+    no_run = 1 << 62
+    limit = -1  # the first row takes the careful branch (it records first_id)
+    sha = _sha256
+    for id_, prev, stored, check in rows:
+        if id_ != prev_id + 1 or id_ >= limit:
+            if verdict.first_id is None:
+                verdict.first_id = id_
             while k < len(runs) and runs[k].last < prev_id + 1:
                 k += 1
-            problem = _check_gap(row, prev_id, prev_hash, runs[k] if k < len(runs) else None)
+            problem = _check_gap((id_, prev), prev_id, prev_hash, runs[k] if k < len(runs) else None)
             if problem is not None:
                 verdict.problem = problem
                 return verdict
             if id_ != prev_id + 1:
                 verdict.pruned_ids += id_ - prev_id - 1
                 k += 1
-            next_first = runs[k].first if k < len(runs) else None
-        elif row[8] != prev_hash:
+            limit = runs[k].first if k < len(runs) else no_run
+        elif prev != prev_hash:
             verdict.problem = Problem(id_, "rechained", (
                 f"entry {id_}: its prev_hash does not match entry {prev_id}'s hash (entry {prev_id} was edited "
                 f"with its hash recomputed, or entry {id_} was inserted or re-chained out of band)"))
             return verdict
-        if not _hash_ok(row, key, verdict):
-            return verdict
-        prev_id, prev_hash = id_, row[9]
+        if check is not True and not (key is None and check and sha(check).hexdigest() == stored):
+            if not _hash_ok(id_, stored, check, key, verdict, full_row):
+                return verdict
+        prev_id, prev_hash = id_, stored
         verdict.count += 1
-        if verdict.first_id is None:
-            verdict.first_id = id_
     verdict.last_id, verdict.last_hash = (prev_id or None), prev_hash
     return verdict
 
 
-def _hash_ok(row: tuple, key: bytes | None, verdict: Verdict) -> bool:
-    if key is None:  # the hot path: splice the stored (canonical) JSON texts, one SHA-256
-        conf = row[6]
-        head = _ENCODE([row[0], row[1], row[2], row[3], row[4], row[5], None if conf is None else float(conf),
-                        row[7], row[8]], 0)
-        payload = f"{''.join(head)[:-1]},{row[10] or 'null'},{row[11] or 'null'},{row[12] or 'null'}]"
-        if _sha256(payload.encode("utf-8")).hexdigest() == row[9]:
+def _hash_ok(id_: int, stored: str, check, key: bytes | None, verdict: Verdict, full_row) -> bool:
+    """The careful check: every candidate payload, keyed and plain; records the problem when none matches."""
+    candidates = [check] if isinstance(check, bytes) else []
+    if full_row is not None:
+        row = full_row(id_)
+        if row is not None:
+            candidates += [p for p in payloads_of_row(row) if p not in candidates]
+    plain = False
+    for payload in candidates:
+        if key is not None and hmac.digest(key, payload, "sha256").hex() == stored:
             return True
-    keyed, plain = _entry_hashes(row, key)
-    if keyed:
+        if _sha256(payload).hexdigest() == stored:
+            plain = True
+            break
+    if plain and key is None:
         return True
-    if plain and key is not None:
+    if plain:
         if verdict.count > verdict.unkeyed:  # keyed entries came before: this one was written without the key
-            verdict.problem = Problem(row[0], "unkeyed", (
-                f"entry {row[0]}: its hash is plain SHA-256, not keyed with AGENTIC_PIPELINE_AUDIT_KEY, after "
+            verdict.problem = Problem(id_, "unkeyed", (
+                f"entry {id_}: its hash is plain SHA-256, not keyed with AGENTIC_PIPELINE_AUDIT_KEY, after "
                 f"keyed entries (written without the key: forged out of band)"))
             return False
         verdict.unkeyed += 1
         return True
     hint = "" if key is not None else " (or written with an audit key: set AGENTIC_PIPELINE_AUDIT_KEY)"
-    verdict.problem = Problem(row[0], "edited",
-                              f"entry {row[0]}: its content does not match its hash (edited out of band){hint}")
+    verdict.problem = Problem(id_, "edited",
+                              f"entry {id_}: its content does not match its hash (edited out of band){hint}")
     return False
 
 
 def _check_gap(row: tuple, prev_id: int, prev_hash: str, run: Removed | None) -> Problem | None:
     """Ids missing before ``row`` must be one run removed by retention, and ``row`` must chain to it."""
-    id_, expected = row[0], prev_id + 1
+    id_, expected = row[0], prev_id + 1  # row: (id, prev_hash)
     if id_ < expected:
         return Problem(id_, "inserted", f"entry {id_} is out of order after entry {prev_id}")
     if run is not None and run.first <= id_ <= run.last:
         return Problem(id_, "inserted", (f"entry {id_} lies in ids {run.first}..{run.last} that retention "
                                          "removed (inserted out of band)"))
     if id_ == expected:
-        if row[8] != prev_hash:
+        if row[1] != prev_hash:
             return Problem(id_, "rechained", f"entry {id_}: its prev_hash does not match entry {prev_id}'s hash")
         return None
     missing = f"{expected}" if expected == id_ - 1 else f"{expected}..{id_ - 1}"
     if run is None or run.first > expected or run.last < id_ - 1:
         return Problem(id_, "deleted", (f"entries {missing} before entry {id_} are missing and no "
                                         "RETENTION_PRUNED entry accounts for them (deleted out of band)"))
-    if not row[8].startswith(run.boundary):
+    if not row[1].startswith(run.boundary):
         return Problem(id_, "rechained", (f"entry {id_}: its prev_hash does not match the hash retention "
                                           f"recorded for entry {id_ - 1}, removed by retention"))
     return None

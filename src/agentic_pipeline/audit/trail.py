@@ -80,7 +80,8 @@ def verify(app, *, key: bytes | None = None) -> dict[str, Any]:
     key = chain.audit_key() if key is None else key
     with _snapshot(app) as conn:
         removed = retention.removed_runs(audit_store.pruned_records(conn))
-        verdict = chain.verify_rows(audit_store.scan(conn), removed, key)
+        with contextlib.closing(audit_store.scan(conn, key)) as rows:  # stops its reader thread early too
+            verdict = chain.verify_rows(rows, removed, key, audit_store.FullRows(conn))
     problem = verdict.problem
     return {
         "ok": verdict.ok, "count": verdict.count, "first_id": verdict.first_id, "last_id": verdict.last_id,

@@ -106,9 +106,10 @@ approval_audit = sa.Table(
     sa.Column("action", sa.String(48), nullable=False),
     sa.Column("actor", sa.String(160), nullable=False),
     sa.Column("reason", sa.Text),
-    sa.Column("before_state", JSONDoc),
-    sa.Column("after_state", JSONDoc),
-    sa.Column("filter_used", JSONDoc),
+    # JSON, not JSONB: PostgreSQL keeps the canonical text the hash covers verbatim (migration 0004)
+    sa.Column("before_state", sa.JSON),
+    sa.Column("after_state", sa.JSON),
+    sa.Column("filter_used", sa.JSON),
     sa.Column("confidence_at_decision", sa.Float),
     sa.Column("performed_at", UTCDateTime, nullable=False),
     sa.Column("prev_hash", sa.String(64), nullable=False),
@@ -125,6 +126,16 @@ audit_prune_grants = sa.Table(
     "audit_prune_grants",
     metadata,
     sa.Column("audit_id", sa.BigInteger, primary_key=True, autoincrement=False),
+)
+
+#: the audit chain's head (one row, id 1) on PostgreSQL: locking it serialises appends and hands each
+#: append the previous id and hash in the same statement (see db/audit_store.py); unused on SQLite
+audit_chain_head = sa.Table(
+    "audit_chain_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("last_id", sa.BigInteger, nullable=False),
+    sa.Column("last_hash", sa.String(64), nullable=False),
 )
 
 state_duration_stats = sa.Table(
