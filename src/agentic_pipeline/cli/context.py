@@ -85,6 +85,8 @@ def run(group: click.Group, argv: list[str] | None) -> int:
         result = group.main(args=argv, prog_name="agentic-pipeline", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
+    except SystemExit as exc:  # commands that compute their own exit code (health, worker, audit verify)
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code

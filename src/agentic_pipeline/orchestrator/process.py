@@ -152,7 +152,8 @@ def fail(app, p, exc: BaseException, worker_id: str):
         if decision.to is State.REJECTED:
             library_store.delete_book(conn, p.id)
             decision.updates["book_id"] = None
-            audit = chain.AuditEntry(action=actions.Action.REJECTED, actor=worker_actor(worker_id), pipeline_id=p.id,
+            # bad input is refused by the validator, whichever worker found it (the history row names the worker)
+            audit = chain.AuditEntry(action=actions.Action.REJECTED, actor=actions.SYSTEM_VALIDATOR, pipeline_id=p.id,
                                      reason=decision.updates["error"], before_state={"state": p.state.value},
                                      after_state={"state": "rejected"})
         return app.pipelines.transition(p.id, decision.to, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
