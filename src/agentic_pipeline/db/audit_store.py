@@ -237,7 +237,7 @@ def query(conn: sa.Connection, **filters: Any) -> list[dict[str, Any]]:
     """Run the query; a common actor glob on SQLite scans newest-first (no statistics to pick that itself)."""
     if filters.get("actor") and conn.dialect.name == "sqlite" and _glob_is_common(conn, filters["actor"]):
         filters["time_scan"] = True
-    return [dict(r._mapping) for r in conn.execute(query_statement(**filters))]
+    return [dict(m) for m in conn.execute(query_statement(**filters)).mappings().all()]  # one fetch, not per row
 
 
 # ----------------------------------------------------------------- the verify scan
