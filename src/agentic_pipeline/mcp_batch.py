@@ -16,7 +16,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from agentic_pipeline.batch.filters import BOOK_TYPES
-from agentic_pipeline.mcp_server import actor_of, allowed_folder, call
+from agentic_pipeline.mcp_server import actor_of, allowed_folder, call, roots_of, state_of
 from agentic_pipeline.mcp_tools import Priority, Reason, Result, ToolSpec, write_annotations
 
 BookType = Literal[BOOK_TYPES]  # type: ignore[valid-type]
@@ -154,7 +154,7 @@ def batch_queue_folder(
 
     folder = allowed_folder(ctx, path, recursive=recursive)
     return call(ctx, batch.batch_queue, folder, pattern=pattern, recursive=recursive, priority=priority,
-                actor=actor_of(ctx))
+                actor=actor_of(ctx), roots=roots_of(state_of(ctx).settings))
 
 
 TOOLS: tuple[ToolSpec, ...] = (

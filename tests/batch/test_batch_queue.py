@@ -84,3 +84,40 @@ def test_missing_folder_and_bad_priority_are_refused(app, tmp_path):
         batch.batch_queue(app, tmp_path / "nope", actor=ACTOR)
     with pytest.raises(errors.InputError, match="priority must be between 1 and 10"):
         batch.batch_queue(app, tmp_path, priority=0, actor=ACTOR)
+
+
+def test_roots_refuse_files_resolving_outside_and_never_read_them(app, folder, tmp_path, monkeypatch):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(BOOKS / "r-intro.pdf", outside / "secret.pdf")
+    os.symlink(outside / "secret.pdf", folder / "escape.pdf")                 # a link leading out
+    os.symlink(folder / ".." / "outside" / "secret.pdf", folder / "dots.pdf")  # out through ..
+    from agentic_pipeline.batch import queueing
+
+    read = []
+    monkeypatch.setattr(queueing, "sha256_file", lambda p: read.append(os.path.realpath(p)) or sha256_file(p))
+    out = batch.batch_queue(app, folder, recursive=True, actor=ACTOR, roots=[folder])
+    refused = {os.path.basename(r["path"]): r["reason"] for r in out["refused"]}
+    assert set(refused) == {"escape.pdf", "dots.pdf"} and out["refused_count"] == 2
+    assert all("outside the allowed roots" in reason for reason in refused.values())
+    assert str((outside / "secret.pdf").resolve()) not in read
+    assert out["queued_count"] == 4  # the rest of the folder is queued as without roots
+    everything = batch.batch_queue(app, folder, recursive=True, actor=ACTOR, roots=[tmp_path], execute=False)
+    assert everything["refused"] == [] and [os.path.basename(q["path"]) for q in everything["queued"]] == ["dots.pdf"]
+
+
+def test_a_thousand_files_are_queued_in_bulk_with_progress_per_file(app, tmp_path):
+    inbox = tmp_path / "many"
+    inbox.mkdir()
+    for i in range(1000):
+        (inbox / f"note-{i:04d}.txt").write_text(f"Note {i}\n" + "lorem ipsum " * 20)
+    (inbox / "again.txt").write_text("Note 7\n" + "lorem ipsum " * 20)  # same content as note-0007
+    seen = []
+    out = batch.batch_queue(app, inbox, actor=ACTOR, progress=lambda done, total, path: seen.append(done))
+    assert out["queued_count"] == 1000 and out["duplicates_count"] == 1 and seen == list(range(1, 1002))
+    ids = [q["id"] for q in out["queued"]]
+    assert len(set(ids)) == 1000
+    some = app.pipelines.get(ids[500])
+    assert some.source_path == out["queued"][500]["path"] and some.state.value == "detected"
+    assert [h["to_state"] for h in app.pipelines.history(ids[500])] == ["detected"]
+    assert rows.audit_rows(app, "BATCH_QUEUED")[0]["after_state"]["pipeline_ids"] == ids

@@ -1,9 +1,12 @@
-"""``batch-queue``: queue every book in a folder, reporting queued / duplicates / unsupported / unreadable.
+"""``batch-queue``: queue every book in a folder, reporting queued / duplicates / unsupported / unreadable / refused.
 
 Walking and hashing happen outside any transaction; queueing is one write transaction that checks
-the hashes against what is already queued or in the library and writes one BATCH_QUEUED audit
-row. The same content twice in one run (a copy, a symlink) becomes one pipeline. A file that
-cannot be read, or whose suffix no extractor handles, is reported and never stops the run.
+the hashes against what is already queued or in the library, inserts every new pipeline and its
+first history row in bulk, and writes one BATCH_QUEUED audit row. The same content twice in one
+run (a copy, a symlink) becomes one pipeline. A file that cannot be read, or whose suffix no
+extractor handles, is reported and never stops the run. With ``roots`` (the MCP server's allowed
+folders) every file is resolved (symlinks, ``..``) before it is opened; one resolving outside
+every root is reported as refused and never read.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
@@ -22,18 +25,25 @@ from agentic_pipeline.queue.priority import validate_priority
 
 #: progress(done, total, path) after each file is hashed
 Progress = Callable[[int, int, str], None]
+OUTSIDE = "outside the allowed roots"
+KINDS = ("queued", "duplicates", "unsupported", "unreadable", "refused")
 
 
 def batch_queue(app, path: str | os.PathLike[str], pattern: str = "*", recursive: bool = False, priority: int = 5,
-                actor: str | None = None, progress: Progress | None = None, *, execute: bool = True) -> dict[str, Any]:
-    """Hash and queue the books under ``path`` matching ``pattern``; with ``execute=False`` only report."""
+                actor: str | None = None, progress: Progress | None = None, *, execute: bool = True,
+                roots: Sequence[str | os.PathLike[str]] | None = None) -> dict[str, Any]:
+    """Hash and queue the books under ``path`` matching ``pattern``; with ``execute=False`` only report.
+
+    ``roots``: when given, only files whose resolved path lies under one of them are read.
+    """
     validate_priority(priority)
     actor = actions.validate_actor(actor or actions.default_human_actor())
     root = Path(path).expanduser()
     if not root.exists():
         raise errors.InputError(f"{root} does not exist")
-    report: dict[str, list[dict[str, Any]]] = {"queued": [], "duplicates": [], "unsupported": [], "unreadable": []}
-    candidates = _collect(root, pattern, recursive, report)
+    report: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
+    allowed = None if roots is None else [os.path.realpath(Path(r).expanduser()) for r in roots]
+    candidates = _collect(root, pattern, recursive, report, allowed)
     hashed = _hash_all(candidates, report, progress)
     new = _dedupe_in_run(hashed, report)
     _queue(app, root, pattern, recursive, priority, actor, new, report, execute)
@@ -41,51 +51,74 @@ def batch_queue(app, path: str | os.PathLike[str], pattern: str = "*", recursive
             "executed": execute, **{f"{k}_count": len(v) for k, v in report.items()}, **report}
 
 
-def _collect(root: Path, pattern: str, recursive: bool, report) -> list[Path]:
-    """Supported files matching ``pattern`` (by name), each real file once; the rest go to the report."""
+def inside(real: str, allowed: Sequence[str]) -> bool:
+    """Is the resolved path ``real`` one of the ``allowed`` roots or under one (component-wise)?"""
+    return any(real == r or real.startswith(r.rstrip(os.sep) + os.sep) for r in allowed)
+
+
+def _collect(root: Path, pattern: str, recursive: bool, report, allowed: Sequence[str] | None) -> list[tuple[Path, str]]:
+    """(file, resolved path) of supported files matching ``pattern``, each real file once; the rest reported."""
     out, seen = [], set()
-    for file in _walk(root, recursive, report):
+    for file, real in _walk(root, recursive, report):
         if not fnmatch.fnmatchcase(file.name, pattern):
             continue
         if file.suffix.lower() not in SUPPORTED_SUFFIXES:
             report["unsupported"].append({"path": str(file), "reason": f"suffix {file.suffix or '(none)'} not supported; "
                                           f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"})
             continue
-        real = os.path.realpath(file)
+        if allowed is not None and not inside(real, allowed):
+            report["refused"].append({"path": str(file), "reason": f"{OUTSIDE} (resolves to {real})"})
+            continue
         if real not in seen:
             seen.add(real)
-            out.append(file)
+            out.append((file, real))
     return out
 
 
-def _walk(root: Path, recursive: bool, report) -> Iterator[Path]:
-    if root.is_file():
-        yield root
+def _walk(root: Path, recursive: bool, report) -> Iterator[tuple[Path, str]]:
+    """(file, resolved path): real files before links in each folder, so a link to a listed file is dropped.
+
+    A folder is resolved once; only symlinked files need their own ``realpath``.
+    """
+    if not root.is_dir():
+        yield root, os.path.realpath(root)
         return
 
     def on_error(exc: OSError) -> None:
         report["unreadable"].append({"path": exc.filename, "reason": exc.strerror or str(exc)})
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         dirnames.sort()
-        # real files before links, so a link to a file already listed is the one dropped
-        for name in sorted(filenames, key=lambda n: (os.path.islink(os.path.join(dirpath, n)), n)):
-            yield Path(dirpath) / name
+        real_dir = os.path.realpath(dirpath)
+        entries = []
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            link = os.path.islink(full)
+            entries.append((link, name, os.path.realpath(full) if link else os.path.join(real_dir, name)))
+        for _link, name, real in sorted(entries):
+            yield Path(dirpath) / name, real
         if not recursive:
             return
 
 
-def _hash_all(files: list[Path], report, progress: Progress | None) -> list[tuple[Path, str]]:
+def _hash_all(files: list[tuple[Path, str]], report, progress: Progress | None) -> list[tuple[Path, str]]:
+    """Hash each file through its resolved path (the one the roots check saw)."""
     hashed = []
-    for done, file in enumerate(files, 1):
+    for done, (file, real) in enumerate(files, 1):
         try:
-            if not file.is_file():
-                raise OSError(2, "broken symlink" if file.is_symlink() else "not a regular file", str(file))
-            hashed.append((file, sha256_file(file)))
+            hashed.append((file, sha256_file(real)))
         except OSError as exc:
-            report["unreadable"].append({"path": str(file), "reason": exc.strerror or str(exc)})
+            report["unreadable"].append({"path": str(file), "reason": _unreadable(file, exc)})
         if progress is not None:
             progress(done, len(files), str(file))
     return hashed
+
+
+def _unreadable(file: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError) and file.is_symlink():
+        return "broken symlink"
+    if isinstance(exc, IsADirectoryError):
+        return "not a regular file"
+    return exc.strerror or str(exc)
 
 
 def _dedupe_in_run(hashed: list[tuple[Path, str]], report) -> list[tuple[Path, str]]:
@@ -102,10 +135,12 @@ def _dedupe_in_run(hashed: list[tuple[Path, str]], report) -> list[tuple[Path, s
 
 
 def _queue(app, root, pattern, recursive, priority, actor, new, report, execute: bool) -> None:
+    """Against what is queued or in the library, then every new pipeline at once (one transaction)."""
     with (app.db.write() if execute else app.db.read()) as conn:
         if execute:
             batch_store.lock_queueing(conn)
         known = batch_store.existing_hashes(conn, [d for _, d in new])
+        fresh = []
         for file, digest in new:
             if digest in known:
                 k = known[digest]
@@ -113,14 +148,17 @@ def _queue(app, root, pattern, recursive, priority, actor, new, report, execute:
                                              "reason": f"already {'in the library' if k['where'] == 'library' else 'queued'}"
                                                        f" (pipeline {k['pipeline_id']}{', ' + k['state'] if k['state'] else ''})"})
                 continue
-            entry = {"path": str(file), "content_hash": digest}
-            if execute:
-                entry["id"] = app.pipelines.create(source_path=str(file.resolve()), actor=actor, content_hash=digest,
-                                                   priority=priority, conn=conn).id
-            report["queued"].append(entry)
-        if execute and report["queued"]:
-            audit_store.append(conn, chain.AuditEntry(
-                action=actions.Action.BATCH_QUEUED, actor=actor,
-                after_state={"count": len(report["queued"]), "path": str(root), "pattern": pattern,
-                             "recursive": recursive, "priority": priority,
-                             "pipeline_ids": [q["id"] for q in report["queued"]]}), app.clock.now())
+            fresh.append((file, digest))
+        entries = [{"path": str(file), "content_hash": digest} for file, digest in fresh]
+        report["queued"].extend(entries)
+        if not execute or not entries:
+            return
+        now = app.clock.now()
+        ids = batch_store.create_pipelines(conn, [(str(file.resolve()), digest) for file, digest in fresh],
+                                           priority=priority, actor=actor, now=now)
+        for entry, pid in zip(entries, ids):
+            entry["id"] = pid
+        audit_store.append(conn, chain.AuditEntry(
+            action=actions.Action.BATCH_QUEUED, actor=actor,
+            after_state={"count": len(entries), "path": str(root), "pattern": pattern,
+                         "recursive": recursive, "priority": priority, "pipeline_ids": ids}), now)

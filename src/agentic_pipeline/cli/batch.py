@@ -207,10 +207,13 @@ def _render_queue(d) -> None:
     out = console()
     verb = "Queued" if d["executed"] else "Would queue"
     out.print(f"{verb} {d['queued_count']}, duplicates {d['duplicates_count']}, unsupported {d['unsupported_count']}, "
-              f"unreadable {d['unreadable_count']} (from {d['path']}, pattern {d['pattern']!r}"
+              f"unreadable {d['unreadable_count']}"
+              + (f", refused {d['refused_count']}" if d.get("refused_count") else "")
+              + f" (from {d['path']}, pattern {d['pattern']!r}"
               f"{', recursive' if d['recursive'] else ''}, priority {d['priority']})")
-    for kind in ("duplicates", "unsupported", "unreadable"):
-        for item in d[kind]:
-            out.print(f"  {kind[:-1] if kind != 'duplicates' else 'duplicate'}: {item['path']} ({item['reason']})")
+    labels = {"duplicates": "duplicate", "unsupported": "unsupported", "unreadable": "unreadable", "refused": "refused"}
+    for kind, label in labels.items():
+        for item in d.get(kind, []):
+            out.print(f"  {label}: {item['path']} ({item['reason']})")
     if not d["executed"] and d["queued_count"]:
         out.print("Run again with --execute to queue them.")

@@ -194,6 +194,25 @@ def existing_hashes(conn: sa.Connection, hashes: Sequence[str]) -> dict[str, dic
     return found
 
 
+def create_pipelines(conn: sa.Connection, files: Sequence[tuple[str, str]], *, priority: int, actor: str,
+                     now: dt.datetime) -> list[int]:
+    """Queue many pipelines in DETECTED (``PipelineStore.create`` in bulk): their ids, in ``files`` order.
+
+    ``files``: (source path, content hash). One multi-row INSERT ... RETURNING for the pipelines,
+    one executemany for their first history rows.
+    """
+    if not files:
+        return []
+    stmt = pp.insert().returning(pp.c.id, sort_by_parameter_order=True)
+    ids = [r.id for r in conn.execute(stmt, [
+        {"source_path": path, "content_hash": digest, "state": State.DETECTED.value, "priority": priority,
+         "base_priority": priority, "created_at": now, "updated_at": now, "state_entered_at": now, "queued_at": now,
+         "title": None} for path, digest in files])]
+    insert_history(conn, [(pid, None) for pid in ids], from_state=None, to_state=State.DETECTED.value, at=now,
+                   actor=actor, detail=None)
+    return ids
+
+
 #: PostgreSQL advisory lock key serialising batch-queue runs (SQLite: the write transaction)
 QUEUE_LOCK_KEY = 7261005
 
