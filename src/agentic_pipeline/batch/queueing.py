@@ -100,12 +100,12 @@ def _walk(root: Path, recursive: bool, report) -> Iterator[tuple[Path, str]]:
             return
 
 
-def _hash_all(files: list[tuple[Path, str]], report, progress: Progress | None) -> list[tuple[Path, str]]:
-    """Hash each file through its resolved path (the one the roots check saw)."""
+def _hash_all(files: list[tuple[Path, str]], report, progress: Progress | None) -> list[tuple[Path, str, str]]:
+    """(file, resolved path, hash): each file read through its resolved path (the one the roots check saw)."""
     hashed = []
     for done, (file, real) in enumerate(files, 1):
         try:
-            hashed.append((file, sha256_file(real)))
+            hashed.append((file, real, sha256_file(real)))
         except OSError as exc:
             report["unreadable"].append({"path": str(file), "reason": _unreadable(file, exc)})
         if progress is not None:
@@ -121,16 +121,16 @@ def _unreadable(file: Path, exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def _dedupe_in_run(hashed: list[tuple[Path, str]], report) -> list[tuple[Path, str]]:
+def _dedupe_in_run(hashed: list[tuple[Path, str, str]], report) -> list[tuple[Path, str, str]]:
     first: dict[str, Path] = {}
     new = []
-    for file, digest in hashed:
+    for file, real, digest in hashed:
         if digest in first:
             report["duplicates"].append({"path": str(file), "content_hash": digest,
                                          "reason": f"same content as {first[digest]} in this run"})
             continue
         first[digest] = file
-        new.append((file, digest))
+        new.append((file, real, digest))
     return new
 
 
@@ -139,22 +139,22 @@ def _queue(app, root, pattern, recursive, priority, actor, new, report, execute:
     with (app.db.write() if execute else app.db.read()) as conn:
         if execute:
             batch_store.lock_queueing(conn)
-        known = batch_store.existing_hashes(conn, [d for _, d in new])
+        known = batch_store.existing_hashes(conn, [d for _, _, d in new])
         fresh = []
-        for file, digest in new:
+        for file, real, digest in new:
             if digest in known:
                 k = known[digest]
                 report["duplicates"].append({"path": str(file), "content_hash": digest, "pipeline_id": k["pipeline_id"],
                                              "reason": f"already {'in the library' if k['where'] == 'library' else 'queued'}"
                                                        f" (pipeline {k['pipeline_id']}{', ' + k['state'] if k['state'] else ''})"})
                 continue
-            fresh.append((file, digest))
-        entries = [{"path": str(file), "content_hash": digest} for file, digest in fresh]
+            fresh.append((file, real, digest))
+        entries = [{"path": str(file), "content_hash": digest} for file, _, digest in fresh]
         report["queued"].extend(entries)
         if not execute or not entries:
             return
         now = app.clock.now()
-        ids = batch_store.create_pipelines(conn, [(str(file.resolve()), digest) for file, digest in fresh],
+        ids = batch_store.create_pipelines(conn, [(real, digest) for _, real, digest in fresh],
                                            priority=priority, actor=actor, now=now)
         for entry, pid in zip(entries, ids):
             entry["id"] = pid
