@@ -124,7 +124,7 @@ def apply_retry(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     applied = []
     for row in ready:
         try:
-            retry(ctx.app, row["id"], actor=ctx.actor, conn=conn)
+            retry(ctx.app, row["id"], actor=ctx.actor, conn=conn, filter_used=ctx.filter_used)
         except (errors.Conflict, errors.InvalidTransition) as exc:
             skipped.append({"id": row["id"], "reason": str(exc)})
             continue

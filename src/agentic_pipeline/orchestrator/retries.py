@@ -79,21 +79,24 @@ def resume_stage(p) -> State:
 
 
 # ----------------------------------------------------------------------- operation
-def retry(app, pipeline_id: int, *, actor: str, conn=None) -> dict[str, Any]:
+def retry(app, pipeline_id: int, *, actor: str, conn=None, filter_used: dict | None = None) -> dict[str, Any]:
     """Make a book due for retry now: NEEDS_RETRY becomes due; FAILED or REJECTED go back to NEEDS_RETRY.
 
     A retried FAILED book gets a fresh set of attempts; a REJECTED one starts again from
-    HASHING (its library rows were removed when it was rejected).
+    HASHING (its library rows were removed when it was rejected). ``filter_used``: the batch
+    filter, recorded on the audit entry when a batch retries the book.
     """
     actions.validate_actor(actor)
     if conn is None:
         with app.db.write() as c:
-            return retry(app, pipeline_id, actor=actor, conn=c)
+            return retry(app, pipeline_id, actor=actor, conn=c, filter_used=filter_used)
     p = app.pipelines.get(pipeline_id, conn=conn)
     now = app.clock.now()
     audit = chain.AuditEntry(action=actions.Action.RETRIED, actor=actor, pipeline_id=p.id,
                              book_id=p.row.get("book_id"), reason=p.row.get("error"),
-                             before_state={"state": p.state.value, "retry_count": p.row.get("retry_count")})
+                             before_state={"state": p.state.value, "retry_count": p.row.get("retry_count")},
+                             after_state={"state": State.NEEDS_RETRY.value, "next_attempt_at": now.isoformat()},
+                             filter_used=filter_used)
     if p.state is State.NEEDS_RETRY:
         app.pipelines.update_fields(p.id, expect=State.NEEDS_RETRY, values={"next_attempt_at": now},
                                     audit=audit, conn=conn)
