@@ -166,3 +166,21 @@ def test_chain_written_before_0004_still_verifies(db_at_0003, clock):
         assert trail.verify(app)["problem"]["entry_id"] == 2
     finally:
         app.close()
+
+
+def test_row_inserted_out_of_band_stops_the_next_append(app, clock):
+    """PostgreSQL: the head does not know the forged row, so the next append collides on its id (a StoreError)."""
+    if app.db.is_sqlite:
+        pytest.skip("SQLite reads the head from the table itself")
+    rows = add(app, n=2)
+    forged = {"id": 3, "book_id": None, "pipeline_id": None, "action": "APPROVED", "actor": "human:mallory",
+              "reason": None, "before_state": None, "after_state": None, "filter_used": None,
+              "confidence_at_decision": None, "performed_at": clock.now(), "prev_hash": rows[-1]["entry_hash"]}
+    forged["entry_hash"] = chain.compute_hash(forged)
+    with app.db.write() as conn:
+        conn.execute(approval_audit.insert(), [forged])
+    with pytest.raises(errors.StoreError, match="duplicate key|approval_audit"):
+        add(app)
+    with app.db.write() as conn:
+        audit_store.rebuild_head(conn)
+    assert add(app)[0]["id"] == 4 and trail.verify(app)["ok"]     # undetectable without a key: see docs

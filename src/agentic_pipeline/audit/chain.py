@@ -169,7 +169,7 @@ def merge_removed(runs: list[Removed]) -> list[Removed]:
 
 
 def payloads_of_row(row: tuple) -> list[bytes]:
-    """Candidate payloads of a full scan row (``db.audit_store.FULL_COLUMNS``): stored JSON text spliced, re-encoded.
+    """Candidate payloads of a full scan row (``db.audit_scan.FULL_COLUMNS``): stored JSON text spliced, re-encoded.
 
     The re-encoded form covers documents whose stored text is not canonical (PostgreSQL rows
     written as JSONB before migration 0004); a document that is not JSON at all matches nothing.
@@ -192,7 +192,7 @@ def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row
     Each row is ``(id, prev_hash, entry_hash, check)``: ``check`` is True when the database
     already compared SHA-256 of the canonical payload with ``entry_hash``, the canonical payload
     as bytes for this walk to hash, or False/None when the database could not build it. Anything
-    but a match asks ``full_row(id)`` for the whole row (``db.audit_store.FULL_COLUMNS``) and
+    but a match asks ``full_row(id)`` for the whole row (``db.audit_scan.FULL_COLUMNS``) and
     decides from that, so the fast forms only ever accept, never reject.
     """
     verdict = Verdict(keyed=key is not None)

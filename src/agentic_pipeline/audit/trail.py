@@ -89,13 +89,13 @@ def verify(app, *, key: bytes | None = None) -> dict[str, Any]:
     ``key`` defaults to ``AGENTIC_PIPELINE_AUDIT_KEY``; with a key, entries written without it
     after keyed ones are reported as forged.
     """
-    from agentic_pipeline.db import audit_store
+    from agentic_pipeline.db import audit_scan, audit_store
 
     key = chain.audit_key() if key is None else key
     with _snapshot(app) as conn:
         removed = retention.removed_runs(audit_store.pruned_records(conn))
-        with contextlib.closing(audit_store.scan(conn, key)) as rows:  # stops its reader thread early too
-            verdict = chain.verify_rows(rows, removed, key, audit_store.FullRows(conn))
+        with contextlib.closing(audit_scan.scan(conn, key)) as rows:  # stops its reader thread early too
+            verdict = chain.verify_rows(rows, removed, key, audit_scan.FullRows(conn))
     problem = verdict.problem
     return {
         "ok": verdict.ok, "count": verdict.count, "first_id": verdict.first_id, "last_id": verdict.last_id,

@@ -1,4 +1,4 @@
-"""SQL for the audit trail: appending inside the caller's transaction, queries, the verify scan, pruning.
+"""SQL for the audit trail: appending inside the caller's transaction, queries, pruning (the verify scan: audit_scan).
 
 Appends are serialised so the chain has one order. SQLite: the ``BEGIN IMMEDIATE`` write
 transaction; each entry takes ``id = max(id) + 1`` and the previous entry's hash. PostgreSQL:
@@ -6,17 +6,14 @@ the one-row ``audit_chain_head`` (migration 0004), locked and advanced by the sa
 that inserts the entry, with the SHA-256 computed by the server over the canonical payload
 Python prepared around the id and previous hash: one round trip per append. On both engines
 the JSON columns hold the canonical JSON text the hash covers (``json``, not ``jsonb``, on
-PostgreSQL), so ``verify`` has the database build each payload from the stored text. The only DELETE is ``prune``: it grants the ids
-in ``audit_prune_grants`` (the triggers refuse any other delete), deletes, revokes, in one
-transaction.
+PostgreSQL), so ``verify`` has the database build each payload from the stored text.
+The only DELETE is ``prune``: it grants the ids in ``audit_prune_grants`` (the triggers
+refuse any other delete), deletes, revokes, in one transaction.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import queue
-import threading
 from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
@@ -26,13 +23,6 @@ from agentic_pipeline.audit import chain
 from agentic_pipeline.db.schema import approval_audit as audit
 from agentic_pipeline.db.schema import audit_prune_grants as grants
 
-#: rows per fetch while streaming the chain
-SCAN_BATCH = 20_000
-#: rows per query on the walk's careful path
-FULL_BATCH = 2_000
-#: columns of a whole entry for the careful path of verify, in the order ``chain.payloads_of_row`` expects
-FULL_COLUMNS = ("id", "book_id", "pipeline_id", "action", "actor", "reason", "confidence_at_decision",
-                "performed_at", "prev_hash", "entry_hash", "before_state", "after_state", "filter_used")
 QUERY_COLUMNS = [audit.c[name] for name in ("id", "performed_at", "action", "actor", "pipeline_id", "book_id",
                                             "reason", "before_state", "after_state", "filter_used",
                                             "confidence_at_decision")]
@@ -136,11 +126,28 @@ def append(conn: sa.Connection, entry: chain.AuditEntry, now: dt.datetime) -> di
         return append_many(conn, [entry], now)[0]
     row = _fields(entry, performed_at)
     rest, tail = chain.payload_parts(row)
-    got = conn.execute(_PG_APPEND, {**_stored(conn, row), "rest": rest, "tail": tail}).first()
+    got = _pg_append(conn, {**_stored(conn, row), "rest": rest, "tail": tail})
     if got is None:
         raise errors.StoreError("audit_chain_head has no row: run `agentic-pipeline init` to migrate the database")
-    row.update(id=got.id, prev_hash=got.prev_hash, entry_hash=got.entry_hash)
+    row.update(id=got[0], prev_hash=got[1], entry_hash=got[2])
     return row
+
+
+_PG_APPEND_SQL: list[str] = []
+
+
+def _pg_append(conn: sa.Connection, params: dict[str, Any]) -> tuple | None:
+    """Run ``_PG_APPEND`` on the raw psycopg connection (same transaction): SQLAlchemy's per-execute
+    work costs as much as the round trip itself (0.2-0.35 ms against 0.14 ms, bench/bench_audit.py)."""
+    import psycopg
+
+    if not _PG_APPEND_SQL:
+        _PG_APPEND_SQL.append(str(_PG_APPEND.compile(dialect=conn.dialect)))
+    try:
+        return conn.connection.driver_connection.execute(_PG_APPEND_SQL[0], params).fetchone()
+    except psycopg.Error as exc:
+        raise errors.StoreError(f"database error appending to the audit trail: {str(exc).strip().splitlines()[0]}") \
+            from exc
 
 
 def append_many(conn: sa.Connection, entries: list[chain.AuditEntry], now: dt.datetime) -> list[dict[str, Any]]:
@@ -246,126 +253,6 @@ def pruned_records(conn: sa.Connection) -> list[tuple[int, Any]]:
     rows = conn.execute(sa.select(audit.c.id, audit.c.after_state)
                         .where(audit.c.action == "RETENTION_PRUNED").order_by(audit.c.id))
     return [(r.id, r.after_state) for r in rows]
-
-
-# Each engine builds the canonical payload of an entry from the stored columns, or NULL when it
-# cannot vouch for the exact text (then ``chain.verify_rows`` asks for the whole row and decides
-# in Python). The forms are faithful (a string is JSON-quoted, a float is used only if its text
-# reads back as the same value, a document only if it is valid JSON): so a payload built from an
-# edited row can never equal the payload the entry was hashed over, and the fast path only accepts.
-_SQLITE_INT = "CASE typeof({c}) WHEN 'integer' THEN {c} WHEN 'null' THEN 'null' END"
-_SQLITE_STR = "CASE typeof({c}) WHEN 'text' THEN json_quote({c}) WHEN 'null' THEN 'null' END"
-_SQLITE_FLOAT = ("CASE typeof({c}) WHEN 'null' THEN 'null' WHEN 'real' THEN "
-                 "CASE WHEN CAST(CAST({c} AS TEXT) AS REAL) = {c} THEN CAST({c} AS TEXT) END END")
-_SQLITE_DOC = "CASE WHEN {c} IS NULL THEN 'null' WHEN typeof({c}) = 'text' AND json_valid({c}) THEN {c} END"
-_SQLITE_MILLIS = "CAST(round(performed_at * 1000) AS INTEGER)"
-_PG_INT = "COALESCE({c}::text, 'null')"
-_PG_STR = "COALESCE(to_json({c})::text, 'null')"
-_PG_FLOAT = "CASE WHEN {c} IS NULL THEN 'null' WHEN {c}::text::float8 = {c} THEN {c}::text END"
-_PG_DOC = "COALESCE({c}::text, 'null')"  # json keeps valid JSON text verbatim
-_PG_MILLIS = "round(extract(epoch FROM performed_at) * 1000)::bigint"
-_FORMS = {"sqlite": (_SQLITE_INT, _SQLITE_STR, _SQLITE_FLOAT, _SQLITE_DOC, _SQLITE_MILLIS),
-          "postgresql": (_PG_INT, _PG_STR, _PG_FLOAT, _PG_DOC, _PG_MILLIS)}
-
-
-def payload_sql(dialect: str) -> str:
-    """The SQL expression of an entry's canonical payload (``chain.payload_of``), NULL if not vouched for."""
-    int_, str_, float_, doc, millis = _FORMS[dialect]
-    parts = ["id", int_.format(c="book_id"), int_.format(c="pipeline_id"), str_.format(c="action"),
-             str_.format(c="actor"), str_.format(c="reason"), float_.format(c="confidence_at_decision"), millis,
-             str_.format(c="prev_hash")] + [doc.format(c=c) for c in chain.JSON_FIELDS]
-    return "'[' || " + " || ',' || ".join(f"({p})" for p in parts) + " || ']'"
-
-
-def scan(conn: sa.Connection, key: bytes | None = None) -> Iterator[tuple]:
-    """Every entry in id order as ``(id, prev_hash, entry_hash, check)`` (see ``chain.verify_rows``).
-
-    PostgreSQL without a key hashes each payload itself (``check`` is whether it matched: the
-    work runs in the server process, beside this one); otherwise ``check`` is the payload as
-    bytes. Streamed through the raw driver in large batches.
-    """
-    raw = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        yield from _scan_postgres(raw, key)
-        return
-    cur = raw.cursor()
-    try:
-        cur.execute(f"SELECT id, prev_hash, entry_hash, CAST({payload_sql('sqlite')} AS BLOB) "
-                    "FROM approval_audit ORDER BY id")
-        for batch in _prefetched(cur):
-            yield from batch
-    finally:
-        cur.close()
-
-
-def _scan_postgres(raw, key: bytes | None) -> Iterator[tuple]:
-    payload = f"convert_to({payload_sql('postgresql')}, 'UTF8')"
-    check = f"encode(sha256({payload}), 'hex') = entry_hash" if key is None else payload
-    raw.execute("SET LOCAL extra_float_digits = 1")  # shortest exact float text (the default since PG 12)
-    with raw.cursor(name="audit_verify_scan") as cur:
-        cur.execute(f"SELECT id, prev_hash, entry_hash, {check} FROM approval_audit ORDER BY id")
-        for batch in _prefetched(cur):
-            yield from batch
-
-
-def _prefetched(cur, depth: int = 2) -> Iterator[list]:
-    """``cur``'s rows in batches, the next batch fetched by a reader thread while the caller walks this one.
-
-    The database builds (and on PostgreSQL hashes) payloads while the driver waits with the GIL
-    released, so the engine's work overlaps the walk's hashing instead of alternating with it.
-    Closing the generator early (the walk stopped at a problem) stops and joins the thread
-    before the cursor or the transaction goes away.
-    """
-    out: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-
-    def read() -> None:
-        try:
-            while not stop.is_set():
-                batch = cur.fetchmany(SCAN_BATCH)
-                out.put(batch)
-                if not batch:
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the walking thread
-            out.put(exc)
-
-    reader = threading.Thread(target=read, name="audit-verify-reader", daemon=True)
-    reader.start()
-    try:
-        while True:
-            batch = out.get()
-            if isinstance(batch, BaseException):
-                raise batch
-            if not batch:
-                return
-            yield batch
-    finally:
-        stop.set()
-        while reader.is_alive():
-            with contextlib.suppress(queue.Empty):
-                out.get(timeout=0.05)
-        reader.join()
-
-
-class FullRows:
-    """``FULL_COLUMNS`` of an entry by id, fetched a batch ahead (the walk's careful path, ``chain.verify_rows``).
-
-    Rare on an intact chain written by this version; every entry of a PostgreSQL chain written
-    as JSONB before migration 0004 takes it, so it reads ``FULL_BATCH`` rows per query.
-    """
-
-    def __init__(self, conn: sa.Connection) -> None:
-        self.conn, self.rows = conn, {}
-        cols = list(FULL_COLUMNS)
-        cols[7] = _SQLITE_MILLIS if conn.dialect.name == "sqlite" else _PG_MILLIS
-        if conn.dialect.name == "postgresql":
-            cols[10:13] = [f"{c}::text" for c in chain.JSON_FIELDS]
-        self.sql = sa.text(f"SELECT {', '.join(cols)} FROM approval_audit WHERE id >= :id ORDER BY id LIMIT :n")
-
-    def __call__(self, id_: int) -> tuple | None:
-        if id_ not in self.rows:
-            self.rows = {r[0]: tuple(r) for r in self.conn.execute(self.sql, {"id": id_, "n": FULL_BATCH})}
-        return self.rows.get(id_)
 
 
 def count(conn: sa.Connection) -> int:
