@@ -2,9 +2,9 @@
 
 Not a test. Three measurements, on SQLite and (when the server answers) PostgreSQL:
 
-* **Overhead per book**: queue, claim, every transition with its history row, a heartbeat per
-  stage (the heartbeat thread starts and stops around each stage), approval with its audit
-  entry, the embedding claim and COMPLETE, with every stage a no-op. Targets: <= 5 ms SQLite,
+* **Overhead per book**: queue, claim, every transition with its history row, one heartbeat
+  beat, approval with its audit entry, the embedding claim and COMPLETE, through
+  ``Worker.work_one`` with every stage a no-op. Targets: <= 5 ms SQLite,
   <= 10 ms PostgreSQL. The baseline is the same transitions called bare on the repository.
 * **Claims per second** with 1, 2 and 4 worker processes racing over one queue.
 * **End to end**: a worker (stages in child processes) over samples/books (and ../shared/corpus
@@ -68,22 +68,32 @@ def _noop(state):
 
 
 def overhead_ms(url: str, books: int) -> tuple[float, float]:
-    """(ms per book through the orchestrator with no-op stages, ms per book of the bare repository calls)."""
+    """(ms per book through the worker with no-op stages, ms per book of the bare repository calls).
+
+    Per book: queue it, ``Worker.work_one`` (claim + HASHING in one commit, the five stages, the
+    autonomy check in the VALIDATING commit), one heartbeat beat (lease + worker row), a human
+    approval with its audit entry, ``work_one`` again (claim + EMBEDDING, COMPLETE). The
+    baseline: queue + the same 9 transitions called bare on the repository.
+    """
     from agentic_pipeline.approval import operations
-    from agentic_pipeline.orchestrator import process, stages
+    from agentic_pipeline.db import workers_store
+    from agentic_pipeline.orchestrator import stages, worker
 
     app = _app(url, heartbeat_seconds=3600)
     saved = dict(stages.STAGES)
+    w = worker.Worker(app, worker.Options(isolate=False, maintenance=False), worker_id="w-bench")
     stages.STAGES.update({s: _noop(s) for s in saved})
+    # PROCESSING lasts one heartbeat interval: the beat the heartbeat thread would make, made inline
+    stages.STAGES[State.PROCESSING] = lambda app_, p: (w.beat.beat(p.id), _noop(State.PROCESSING)(app_, p))[1]
+    with app.db.write() as conn:
+        workers_store.register(conn, w.id, host="bench", pid=0, now=app.clock.now())
     try:
         start = time.perf_counter()
         for i in range(books):
             p = app.pipelines.create(source_path=f"/nowhere/{i}", actor="human:bench")
-            p = app.pipelines.claim_next("w", lease_seconds=60)
-            p = process.drive(app, p, "w", isolate=False)
+            assert w.work_one()
             operations.approve(app, p.id, actor="human:bench")
-            p = process.drive(app, app.pipelines.claim_next("w", lease_seconds=60), "w", isolate=False)
-            assert p.state is State.COMPLETE, p.state
+            assert w.work_one()
         full = (time.perf_counter() - start) * 1000 / books
         start = time.perf_counter()
         path = [State.HASHING, State.CLASSIFYING, State.SELECTING_STRATEGY, State.PROCESSING, State.VALIDATING,
@@ -95,8 +105,10 @@ def overhead_ms(url: str, books: int) -> tuple[float, float]:
                 app.pipelines.transition(p.id, to, expect=prev, actor="human:bench")
                 prev = to
         bare = (time.perf_counter() - start) * 1000 / books
+        assert app.pipelines.count_by_state() == {"complete": 2 * books}
         return full, bare
     finally:
+        w.beat.close()
         stages.STAGES.clear()
         stages.STAGES.update(saved)
         app.close()

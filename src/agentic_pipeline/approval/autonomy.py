@@ -109,25 +109,32 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
             "escape_hatch": at is not None}
 
 
-def maybe_auto_approve(app, pipeline_id: int) -> dict[str, Any]:
-    """Approve a PENDING_APPROVAL book as ``auto:high_confidence`` if the policy allows; else say why not."""
-    now = app.clock.now()
-    day = autonomy_store.day_of(now)
-    with app.db.write() as conn:
-        cfg = policy.config_from_row(autonomy_store.get_config(conn))
-        p = app.pipelines.get(pipeline_id, conn=conn)
-        if p.state is not State.PENDING_APPROVAL:
-            return {"approved": False, "reason": f"not pending ({p.state.value})"}
-        validation = p.row.get("validation_result") or {}
-        decision = policy.decide(cfg, book_type=p.row.get("book_type"), confidence=p.row.get("confidence"),
-                                 validation_passed=validation.get("passed"),
-                                 approvals_today=autonomy_store.approvals_on(conn, day))
-        if not decision.approve:
-            return {"approved": False, "reason": decision.reason, "threshold": decision.threshold}
-        if not autonomy_store.take_slot(conn, day, cfg.daily_cap):
-            return {"approved": False, "reason": policy.DAILY_CAP, "threshold": decision.threshold}
-        operations.approve(app, pipeline_id, actor=actions.AUTO_HIGH_CONFIDENCE, conn=conn,
-                           reason=f"confidence {p.row.get('confidence'):.3f} >= threshold {decision.threshold:.3f} "
-                                  f"({cfg.mode} mode)",
-                           extra={"threshold": decision.threshold, "mode": cfg.mode})
+def maybe_auto_approve(app, pipeline_id: int, *, conn=None, pipeline=None) -> dict[str, Any]:
+    """Approve a PENDING_APPROVAL book as ``auto:high_confidence`` if the policy allows; else say why not.
+
+    With ``conn`` it joins the caller's transaction (the worker decides in the commit that makes
+    the book pending); ``pipeline``: the row as that transaction just wrote it (saves a read).
+    """
+    if conn is None:
+        with app.db.write() as c:
+            return maybe_auto_approve(app, pipeline_id, conn=c, pipeline=pipeline)
+    day = autonomy_store.day_of(app.clock.now())
+    cfg = policy.config_from_row(autonomy_store.get_config(conn))
+    p = pipeline if pipeline is not None else app.pipelines.get(pipeline_id, conn=conn)
+    if p.state is not State.PENDING_APPROVAL:
+        return {"approved": False, "reason": f"not pending ({p.state.value})"}
+    if cfg.mode == policy.SUPERVISED and not cfg.escape_hatch:  # the default: no need to count today's approvals
+        return {"approved": False, "reason": policy.SUPERVISED, "threshold": None}
+    validation = p.row.get("validation_result") or {}
+    decision = policy.decide(cfg, book_type=p.row.get("book_type"), confidence=p.row.get("confidence"),
+                             validation_passed=validation.get("passed"),
+                             approvals_today=autonomy_store.approvals_on(conn, day))
+    if not decision.approve:
+        return {"approved": False, "reason": decision.reason, "threshold": decision.threshold}
+    if not autonomy_store.take_slot(conn, day, cfg.daily_cap):
+        return {"approved": False, "reason": policy.DAILY_CAP, "threshold": decision.threshold}
+    operations.approve(app, pipeline_id, actor=actions.AUTO_HIGH_CONFIDENCE, conn=conn,
+                       reason=f"confidence {p.row.get('confidence'):.3f} >= threshold {decision.threshold:.3f} "
+                              f"({cfg.mode} mode)",
+                       extra={"threshold": decision.threshold, "mode": cfg.mode})
     return {"approved": True, "reason": "approved", "threshold": decision.threshold}

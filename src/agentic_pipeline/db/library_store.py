@@ -81,8 +81,15 @@ def chunks_without_vectors(conn: sa.Connection, book_id: int, model: str, *, lim
     return [(r.id, r.text) for r in rows]
 
 
+_COUNT_MISSING = sa.select(sa.func.count()).select_from(chunks).where(
+    chunks.c.book_id == sa.bindparam("b_book"),
+    sa.or_(chunks.c.embedding.is_(None), chunks.c.embedding_model.is_(None),
+           chunks.c.embedding_model != sa.bindparam("b_model")))
+
+
 def count_without_vectors(conn: sa.Connection, book_id: int, model: str) -> int:
-    return conn.execute(sa.select(sa.func.count()).select_from(chunks).where(_missing(book_id, model))).scalar_one()
+    """How many of the book's chunks have no vector for ``model`` (prebuilt: every COMPLETE checks it)."""
+    return conn.execute(_COUNT_MISSING, {"b_book": book_id, "b_model": model}).scalar_one()
 
 
 def set_embeddings(conn: sa.Connection, rows: Iterable[tuple[int, bytes]], *, model: str, dim: int) -> int:

@@ -42,6 +42,34 @@ _UPDATE_CAS_OWNED = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.st
                                        pp.c.lease_expires_at >= sa.bindparam("b_now", type_=pp.c.lease_expires_at.type))
                      .returning(*pp.c))
 _HISTORY_INSERT = history.insert()
+_TS = pp.c.lease_expires_at.type
+
+
+def _claim_statement(postgres: bool, only: list[str] | None = None):
+    """UPDATE ... WHERE id = (the first workable, free pipeline) RETURNING the row, with b_now/b_owner/b_expires."""
+    now = sa.bindparam("b_now", type_=_TS)
+    free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_expires_at < now)
+    workable = sa.or_(
+        pp.c.state.in_(_QUEUES),
+        sa.and_(pp.c.state == State.NEEDS_RETRY.value, sa.or_(pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)),
+        pp.c.state.in_(_WORKING),
+    )
+    conditions = [free, workable] + ([pp.c.state.in_(only)] if only is not None else [])
+    pick = sa.select(pp.c.id).where(*conditions).order_by(pp.c.priority, pp.c.created_at, pp.c.id).limit(1)
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True)
+    return (pp.update().where(pp.c.id == pick.scalar_subquery())
+            .values(lease_owner=sa.bindparam("b_owner"), lease_expires_at=sa.bindparam("b_expires", type_=_TS),
+                    last_heartbeat=now)
+            .returning(*pp.c))
+
+
+_CLAIM, _CLAIM_PG = _claim_statement(False), _claim_statement(True)
+_HEARTBEAT = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.lease_owner == sa.bindparam("b_owner"),
+                                pp.c.lease_expires_at >= sa.bindparam("b_now", type_=_TS))
+              .values(lease_expires_at=sa.bindparam("b_expires", type_=_TS), last_heartbeat=sa.bindparam("b_now")))
+_RELEASE = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.lease_owner == sa.bindparam("b_owner"))
+            .values(lease_owner=None, lease_expires_at=None))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,53 +250,44 @@ class PipelineStore:
         return Pipeline.from_row(row)
 
     # ----------------------------------------------------------------- leases
-    def claim_next(self, worker_id: str, *, lease_seconds: float, states_: Iterable[State] | None = None) -> Pipeline | None:
+    def claim_next(self, worker_id: str, *, lease_seconds: float, states_: Iterable[State] | None = None,
+                   conn: sa.Connection | None = None) -> Pipeline | None:
         """Lease the next workable pipeline: priority ASC, created_at ASC, id ASC; None when idle.
 
         Workable: DETECTED or APPROVED, NEEDS_RETRY whose next attempt is due, or a working
         state whose lease is free or expired (released or orphaned work resumes where it was).
+        With ``conn`` the claim joins the caller's write transaction (a worker claims, enters the
+        stage and marks itself busy in one commit).
         """
+        if conn is None:
+            with self.db.write() as c:
+                return self.claim_next(worker_id, lease_seconds=lease_seconds, states_=states_, conn=c)
         now = self.clock.now()
-        free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_expires_at < now)
-        workable = sa.or_(
-            pp.c.state.in_(_QUEUES),
-            sa.and_(pp.c.state == State.NEEDS_RETRY.value,
-                    sa.or_(pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)),
-            pp.c.state.in_(_WORKING),
-        )
-        conditions = [free, workable]
-        if states_ is not None:
-            conditions.append(pp.c.state.in_([State(s).value for s in states_]))
-        pick = (sa.select(pp.c.id).where(*conditions)
-                .order_by(pp.c.priority, pp.c.created_at, pp.c.id).limit(1))
-        with self.db.write() as conn:
-            if conn.dialect.name == "postgresql":
-                pick = pick.with_for_update(skip_locked=True)
-            row = conn.execute(
-                pp.update().where(pp.c.id == pick.scalar_subquery())
-                .values(lease_owner=worker_id, lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-                        last_heartbeat=now)
-                .returning(*pp.c)
-            ).first()
+        params = {"b_now": now, "b_owner": worker_id, "b_expires": now + dt.timedelta(seconds=lease_seconds)}
+        if states_ is None:
+            stmt = _CLAIM_PG if conn.dialect.name == "postgresql" else _CLAIM
+        else:
+            stmt = _claim_statement(conn.dialect.name == "postgresql", [State(s).value for s in states_])
+        row = conn.execute(stmt, params).first()
         return Pipeline.from_row(row) if row is not None else None
 
-    def heartbeat(self, pipeline_id: int, worker_id: str, *, lease_seconds: float) -> dt.datetime:
+    def heartbeat(self, pipeline_id: int, worker_id: str, *, lease_seconds: float,
+                  conn: sa.Connection | None = None) -> dt.datetime:
         """Extend the lease; ``LeaseLost`` when this worker no longer holds it."""
+        if conn is None:
+            with self.db.write() as c:
+                return self.heartbeat(pipeline_id, worker_id, lease_seconds=lease_seconds, conn=c)
         now = self.clock.now()
         expires = now + dt.timedelta(seconds=lease_seconds)
-        with self.db.write() as conn:
-            done = conn.execute(
-                pp.update().where(pp.c.id == pipeline_id, pp.c.lease_owner == worker_id, pp.c.lease_expires_at >= now)
-                .values(lease_expires_at=expires, last_heartbeat=now)
-            ).rowcount
+        done = conn.execute(_HEARTBEAT, {"b_pid": pipeline_id, "b_owner": worker_id, "b_now": now,
+                                         "b_expires": expires}).rowcount
         if not done:
             raise errors.LeaseLost(f"worker {worker_id} lost the lease on pipeline {pipeline_id}", pipeline_id=pipeline_id)
         return expires
 
-    def release(self, pipeline_id: int, worker_id: str) -> bool:
+    def release(self, pipeline_id: int, worker_id: str, conn: sa.Connection | None = None) -> bool:
         """Give the lease back so another worker can claim the book at once."""
-        with self.db.write() as conn:
-            return bool(conn.execute(
-                pp.update().where(pp.c.id == pipeline_id, pp.c.lease_owner == worker_id)
-                .values(lease_owner=None, lease_expires_at=None)
-            ).rowcount)
+        if conn is None:
+            with self.db.write() as c:
+                return self.release(pipeline_id, worker_id, conn=c)
+        return bool(conn.execute(_RELEASE, {"b_pid": pipeline_id, "b_owner": worker_id}).rowcount)

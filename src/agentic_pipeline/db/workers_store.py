@@ -25,22 +25,45 @@ _WORKING = tuple(s.value for s in states.WORKING)
 
 
 # ----------------------------------------------------------------------- workers
+def relax_commit(conn: sa.Connection) -> None:
+    """On PostgreSQL, commit this transaction without waiting for its WAL flush (``synchronous_commit=off``).
+
+    Only for a worker's own progress (claims, stage transitions, beats, releases, vectors): the
+    same guarantee SQLite gives every transaction here (WAL with ``synchronous=NORMAL``). A
+    worker crash loses nothing; a database server crash or power cut may undo the last few
+    hundred milliseconds of progress, whole transactions at a time, and those books resume at
+    the stage before (stages are idempotent, leases expire). Human decisions and queueing keep
+    the default, and any later synchronous commit flushes the WAL written before it.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
 def register(conn: sa.Connection, worker_id: str, *, host: str, pid: int, now: dt.datetime) -> None:
     conn.execute(workers.delete().where(workers.c.id == worker_id))
     conn.execute(workers.insert().values(id=worker_id, host=host, pid=pid, started_at=now, last_seen=now))
 
 
+# prebuilt (compiled once): these run on every claim, beat and completion
+_TS = workers.c.last_seen.type
+_TOUCH = workers.update().where(workers.c.id == sa.bindparam("b_id")).values(
+    last_seen=sa.bindparam("b_now", type_=_TS))
+_TOUCH_CURRENT = workers.update().where(workers.c.id == sa.bindparam("b_id")).values(
+    last_seen=sa.bindparam("b_now", type_=_TS), current_pipeline_id=sa.bindparam("b_current"))
+_COMPLETED = workers.update().where(workers.c.id == sa.bindparam("b_id")).values(
+    completed_count=workers.c.completed_count + 1)
+
+
 def touch(conn: sa.Connection, worker_id: str, *, now: dt.datetime, current: Any = ...) -> None:
     """Refresh ``last_seen``; also set ``current_pipeline_id`` when ``current`` is given (None clears it)."""
-    values: dict[str, Any] = {"last_seen": now}
-    if current is not ...:
-        values["current_pipeline_id"] = current
-    conn.execute(workers.update().where(workers.c.id == worker_id).values(**values))
+    if current is ...:
+        conn.execute(_TOUCH, {"b_id": worker_id, "b_now": now})
+    else:
+        conn.execute(_TOUCH_CURRENT, {"b_id": worker_id, "b_now": now, "b_current": current})
 
 
 def completed(conn: sa.Connection, worker_id: str) -> None:
-    conn.execute(workers.update().where(workers.c.id == worker_id)
-                 .values(completed_count=workers.c.completed_count + 1))
+    conn.execute(_COMPLETED, {"b_id": worker_id})
 
 
 def stop(conn: sa.Connection, worker_id: str, *, now: dt.datetime) -> None:

@@ -7,14 +7,15 @@ lease (killed, paused too long) can never write over the one that took over.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
-from agentic_pipeline.db import library_store
+from agentic_pipeline.db import library_store, workers_store
 from agentic_pipeline.orchestrator import child, faults as faults_mod, retries, stages
 from agentic_pipeline.orchestrator.heartbeat import Heartbeat
 from agentic_pipeline.pipeline import states
@@ -35,23 +36,27 @@ def worker_actor(worker_id: str) -> str:
 
 
 def drive(app, p, worker_id: str, *, isolate: bool = True, plan: faults_mod.FaultPlan | None = None,
-          stopping: Callable[[], bool] = lambda: False, aborting: Callable[[], bool] = lambda: False):
+          stopping: Callable[[], bool] = lambda: False, aborting: Callable[[], bool] = lambda: False,
+          beat: Heartbeat | None = None):
     """Run stages on a pipeline this worker has leased until it leaves the working states.
 
     Stops early (leaving the book in its next working state, lease held) when ``stopping()``;
-    the caller releases it. After PENDING_APPROVAL the autonomy policy may approve it.
+    the caller releases it. After PENDING_APPROVAL the autonomy policy may approve it (in the
+    same transaction). ``beat``: the worker's heartbeat (one is started here when not given).
     """
-    p = enter(app, p, worker_id)
-    while p.state in states.WORKING:
-        p = step(app, p, worker_id, isolate=isolate, plan=plan, aborting=aborting)
-        if stopping() and p.state in states.WORKING:
-            break
-    if p.state is State.PENDING_APPROVAL:
-        from agentic_pipeline.approval import autonomy
-
-        autonomy.maybe_auto_approve(app, p.id)
-        p = app.pipelines.get(p.id)
-    return p
+    own = beat is None
+    beat = beat or Heartbeat(app, worker_id)
+    try:
+        p = enter(app, p, worker_id)
+        with beat.hold(p.id):
+            while p.state in states.WORKING:
+                p = step(app, p, worker_id, isolate=isolate, plan=plan, aborting=aborting, beat=beat)
+                if stopping() and p.state in states.WORKING:
+                    break
+        return p
+    finally:
+        if own:
+            beat.close()
 
 
 def warm(app) -> None:
@@ -63,32 +68,58 @@ def warm(app) -> None:
     app.embedder.count_tokens("warm up")
 
 
-def enter(app, p, worker_id: str):
+@contextlib.contextmanager
+def progress(app) -> Iterator[Any]:
+    """A write transaction for the worker's own progress (relaxed commit on PostgreSQL: see ``relax_commit``)."""
+    with app.db.write() as conn:
+        workers_store.relax_commit(conn)
+        yield conn
+
+
+def claim(app, worker_id: str):
+    """Claim the next book, move it into its stage and mark this worker busy with it: one commit.
+
+    None when there is nothing to do (the worker row then says idle, with a fresh ``last_seen``).
+    """
+    with progress(app) as conn:
+        p = app.pipelines.claim_next(worker_id, lease_seconds=app.settings.lease_seconds, conn=conn)
+        if p is not None:
+            p = enter(app, p, worker_id, conn=conn)
+        workers_store.touch(conn, worker_id, now=app.clock.now(), current=p.id if p is not None else None)
+    return p
+
+
+def enter(app, p, worker_id: str, conn=None):
     """Move a claimed queue entry into its working stage (DETECTED, APPROVED, NEEDS_RETRY); working states stay."""
     target = {State.DETECTED: State.HASHING, State.APPROVED: State.EMBEDDING}.get(p.state)
     if p.state is State.NEEDS_RETRY:
         target = retries.resume_stage(p)
     if target is None:
         return p
+    if conn is None:
+        with progress(app) as c:
+            return enter(app, p, worker_id, conn=c)
     return app.pipelines.transition(p.id, target, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
-                                    detail={"resume": True} if p.state is State.NEEDS_RETRY else None)
+                                    detail={"resume": True} if p.state is State.NEEDS_RETRY else None, conn=conn)
 
 
-def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=lambda: False):
+def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=lambda: False,
+         beat: Heartbeat | None = None):
     """Run the stage ``p.state`` names and apply its outcome (or the failure decision)."""
+    if beat is None:
+        with Heartbeat(app, worker_id) as own, own.hold(p.id):
+            return step(app, p, worker_id, isolate=isolate, plan=plan, aborting=aborting, beat=own)
     settings = app.settings
-    beat = Heartbeat(app, p.id, worker_id)
     try:
-        with beat:
-            timeout = float(settings.stage_timeouts[p.state.value])
-            if isolate and p.state in stages.ISOLATED:
-                outcome = child.run(run_stage, app, p, plan, timeout=timeout, memory_mb=settings.stage_memory_mb,
-                                    abort=lambda: aborting() or beat.lost)
-            elif isolate:
-                with child.alarm(timeout):
-                    outcome = run_stage(app, p, plan)
-            else:
+        timeout = float(settings.stage_timeouts[p.state.value])
+        if isolate and p.state in stages.ISOLATED:
+            outcome = child.run(run_stage, app, p, plan, timeout=timeout, memory_mb=settings.stage_memory_mb,
+                                abort=lambda: aborting() or beat.lost)
+        elif isolate:
+            with child.alarm(timeout):
                 outcome = run_stage(app, p, plan)
+        else:
+            outcome = run_stage(app, p, plan)
         _raise_if_lost(beat, worker_id, p)
         return apply(app, p, outcome, worker_id)
     except errors.Conflict:
@@ -113,11 +144,15 @@ def run_stage(app, p, plan=None) -> stages.Outcome:
 
 
 def apply(app, p, outcome: stages.Outcome, worker_id: str):
-    """Write the outcome's library rows and move the pipeline, in one transaction."""
+    """Write the outcome's library rows and move the pipeline, in one transaction.
+
+    A book reaching PENDING_APPROVAL meets the autonomy policy in that same transaction (it
+    may leave APPROVED); a COMPLETE one counts towards the worker's ``completed_count``.
+    """
     updates = dict(outcome.updates)
     if outcome.to is State.COMPLETE or outcome.to is State.PENDING_APPROVAL:
         updates.update(error=None, retry_stage=None, next_attempt_at=None)
-    with app.db.write() as conn:
+    with progress(app) as conn:
         if outcome.library is not None:
             lib = outcome.library
             updates["book_id"] = library_store.replace_book(conn, pipeline_id=p.id, book=lib["book"],
@@ -128,11 +163,18 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
             updates["book_id"] = None
         if outcome.to is State.COMPLETE:
             _check_embedded(conn, app, p)
+            workers_store.completed(conn, worker_id)
         audit = outcome.audit
         if audit is not None and audit.book_id is None:
             audit = chain.AuditEntry(**{**audit.__dict__, "book_id": p.row.get("book_id")})
-        return app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
-                                        owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn)
+        moved = app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
+                                         owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn)
+        if moved.state is State.PENDING_APPROVAL:
+            from agentic_pipeline.approval import autonomy
+
+            if autonomy.maybe_auto_approve(app, moved.id, conn=conn, pipeline=moved)["approved"]:
+                moved = app.pipelines.get(moved.id, conn=conn)
+        return moved
 
 
 def _check_embedded(conn, app, p) -> None:
@@ -148,7 +190,7 @@ def fail(app, p, exc: BaseException, worker_id: str):
                                       max_attempts=p.row.get("max_attempts") or s.max_attempts, now=app.clock.now(),
                                       base=s.retry_base_seconds, cap=s.retry_max_seconds)
     audit = None
-    with app.db.write() as conn:
+    with progress(app) as conn:
         if decision.to is State.REJECTED:
             library_store.delete_book(conn, p.id)
             decision.updates["book_id"] = None
@@ -188,8 +230,6 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
 
 
 def _claim(app, pipeline_id: int, worker_id: str) -> bool:
-    from agentic_pipeline.db import workers_store
-
-    with app.db.write() as conn:
+    with progress(app) as conn:
         return workers_store.claim_pipeline(conn, pipeline_id, worker_id, now=app.clock.now(),
                                             lease_seconds=app.settings.lease_seconds)

@@ -24,6 +24,8 @@ from typing import Any
 from agentic_pipeline import errors
 from agentic_pipeline.db import workers_store
 from agentic_pipeline.orchestrator import faults, maintenance, process
+from agentic_pipeline.orchestrator.heartbeat import Heartbeat
+from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ class Worker:
         self.aborting = threading.Event()
         self.current: int | None = None
         self.done: list[int] = []
+        self.beat = Heartbeat(app, self.id)
 
     def request_stop(self, *_: Any) -> None:
         if self.stopping.is_set():
@@ -68,39 +71,42 @@ class Worker:
             while not self.stopping.is_set():
                 if self.options.maintenance:
                     ticker.tick()
-                p = app.pipelines.claim_next(self.id, lease_seconds=app.settings.lease_seconds)
-                if p is None:
+                if not self.work_one():
                     if self.options.until_empty and self._drained():
                         break
-                    self._idle()
-                    continue
-                self._handle(p)
+                    self.stopping.wait(self.options.poll_seconds)
         except process.Aborted:
             pass
         finally:
             self._release_current()
+            self.beat.close()
             with app.db.write() as conn:
                 workers_store.stop(conn, self.id, now=app.clock.now())
+            if self.options.maintenance:
+                self._refresh_health()
         return EXIT_ABORTED if self.aborting.is_set() else 0
 
-    def _handle(self, p) -> None:
+    def work_one(self) -> bool:
+        """Claim one book (claim, stage entry and the worker row in one commit) and drive it; False when idle."""
+        p = process.claim(self.app, self.id)
+        if p is None:
+            return False
         self.current = p.id
-        with self.app.db.write() as conn:
-            workers_store.touch(conn, self.id, now=self.app.clock.now(), current=p.id)
         try:
             p = process.drive(self.app, p, self.id, isolate=self.options.isolate, plan=self.plan,
-                              stopping=self.stopping.is_set, aborting=self.aborting.is_set)
+                              stopping=self.stopping.is_set, aborting=self.aborting.is_set, beat=self.beat)
+            if p.state not in states.WORKING:
+                self.current = None  # the transition out of the working states already cleared the lease
             if p.state is State.COMPLETE:
                 self._finished(p)
         except errors.Conflict as exc:  # another worker took over, or an operator moved the book
             log.info("worker %s gave up pipeline %s: %s", self.id, p.id, exc)
         finally:
             self._release_current()
+        return True
 
     def _finished(self, p) -> None:
         self.done.append(p.id)
-        with self.app.db.write() as conn:
-            workers_store.completed(conn, self.id)
         if self.options.processed_dir:
             move_processed(self.app, p, Path(self.options.processed_dir))
 
@@ -109,8 +115,8 @@ class Worker:
             return
         pid, self.current = self.current, None
         try:
-            self.app.pipelines.release(pid, self.id)
-            with self.app.db.write() as conn:
+            with process.progress(self.app) as conn:
+                self.app.pipelines.release(pid, self.id, conn=conn)
                 workers_store.touch(conn, self.id, now=self.app.clock.now(), current=None)
         except errors.StoreError as exc:
             log.warning("could not release pipeline %s: %s (its lease will expire)", pid, exc)
@@ -120,10 +126,17 @@ class Worker:
             left = workers_store.outstanding(conn, self.app.clock.now())
         return left["queued"] == 0 and left["working"] == 0
 
-    def _idle(self) -> None:
-        with self.app.db.write() as conn:
-            workers_store.touch(conn, self.id, now=self.app.clock.now())
-        self.stopping.wait(self.options.poll_seconds)
+    def _refresh_health(self) -> None:
+        """Leave a health report that reflects this exit (``health`` right after a drain must not show the start).
+
+        Runs after the worker row says stopped, so the report does not count this worker alive.
+        """
+        try:
+            fn = maintenance.load_task("agentic_pipeline.health.tasks:refresh_health")
+            if fn is not None:
+                fn(self.app)
+        except Exception as exc:  # noqa: BLE001 - exiting must not fail on a report
+            log.warning("could not refresh the health report on exit: %s", exc)
 
 
 def move_processed(app, p, folder: Path) -> str | None:
