@@ -167,11 +167,16 @@ class PipelineStore:
     # ----------------------------------------------------------------- transitions
     def transition(self, pipeline_id: int, to: State, *, expect: State, actor: str, owner: Any = ANY_OWNER,
                    detail: dict[str, Any] | None = None, updates: dict[str, Any] | None = None,
-                   audit: chain.AuditEntry | None = None, conn: sa.Connection | None = None) -> Pipeline:
+                   audit: chain.AuditEntry | None = None, conn: sa.Connection | None = None,
+                   snapshot: Pipeline | None = None) -> Pipeline:
         """Move ``pipeline_id`` from ``expect`` to ``to``; compare-and-set, history (and audit) in one transaction.
 
         ``owner``: the worker that must hold a live lease (``ANY_OWNER`` skips the check, for
         operator actions). ``updates``: other columns to set in the same statement.
+        ``snapshot``: the row as the lease holder last got it (from ``claim_next`` or its previous
+        transition); with an ``owner`` it saves the read before the write (one round trip on
+        PostgreSQL): the owner-and-lease compare-and-set alone decides, and only a failed one
+        reads the row to say why (same errors as without it).
         """
         to, expect = State(to), State(expect)
         if not states.can_transition(expect, to):
@@ -179,16 +184,40 @@ class PipelineStore:
                                            src=expect, dst=to)
         if conn is None:
             with self.db.write() as c:
-                return self._transition(c, pipeline_id, to, expect, actor, owner, detail, updates, audit)
-        return self._transition(conn, pipeline_id, to, expect, actor, owner, detail, updates, audit)
+                return self._transition(c, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot)
+        return self._transition(conn, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot)
 
-    def _transition(self, conn, pipeline_id, to, expect, actor, owner, detail, updates, audit) -> Pipeline:
+    def _transition(self, conn, pipeline_id, to, expect, actor, owner, detail, updates, audit,
+                    snapshot=None) -> Pipeline:
         now = self.clock.now()
-        select = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
-        current = conn.execute(select, {"b_pid": pipeline_id}).first()
-        if current is None:
-            raise self._not_found(pipeline_id)
-        self._check_expected(current, expect, owner, now)
+        values = self._values(to, now, updates)
+        values.update(b_pid=pipeline_id, b_expect=expect.value)
+        row = None
+        if snapshot is not None and owner is not ANY_OWNER and snapshot.id == pipeline_id and snapshot.state is expect:
+            row = conn.execute(_UPDATE_CAS_OWNED, {**values, "b_owner": owner, "b_now": now}).first()
+            entered = snapshot.state_entered_at
+        if row is None:  # no snapshot, or its compare-and-set failed: read the row to check (and explain)
+            select = _CURRENT_FOR_UPDATE if conn.dialect.name == "postgresql" else _CURRENT
+            current = conn.execute(select, {"b_pid": pipeline_id}).first()
+            if current is None:
+                raise self._not_found(pipeline_id)
+            self._check_expected(current, expect, owner, now)
+            entered = current.state_entered_at
+            if owner is ANY_OWNER:
+                row = conn.execute(_UPDATE_CAS, values).first()
+            else:
+                row = conn.execute(_UPDATE_CAS_OWNED, {**values, "b_owner": owner, "b_now": now}).first()
+        if row is None:  # changed between our read and our write (SQLite cannot get here: IMMEDIATE)
+            raise errors.StaleState(f"pipeline {pipeline_id} changed while moving it to {to.value}; try again")
+        spent = (now - entered).total_seconds()
+        conn.execute(_HISTORY_INSERT, {"pipeline_id": pipeline_id, "from_state": expect.value, "to_state": to.value,
+                                       "at": now, "duration_seconds": max(spent, 0.0), "actor": actor, "detail": detail})
+        if audit is not None:
+            audit_store.append(conn, audit, now)
+        return Pipeline.from_row(row)
+
+    @staticmethod
+    def _values(to: State, now: dt.datetime, updates: dict[str, Any] | None) -> dict[str, Any]:
         values = dict(updates or {})
         values.update(state=to.value, updated_at=now, state_entered_at=now)
         if to not in states.WORKING:
@@ -197,19 +226,7 @@ class PipelineStore:
             values["completed_at"] = now
         if to in states.CLAIMABLE:
             values.setdefault("queued_at", now)
-        values.update(b_pid=pipeline_id, b_expect=expect.value)
-        if owner is ANY_OWNER:
-            row = conn.execute(_UPDATE_CAS, values).first()
-        else:
-            row = conn.execute(_UPDATE_CAS_OWNED, {**values, "b_owner": owner, "b_now": now}).first()
-        if row is None:  # changed between our read and our write (SQLite cannot get here: IMMEDIATE)
-            raise errors.StaleState(f"pipeline {pipeline_id} changed while moving it to {to.value}; try again")
-        spent = (now - current.state_entered_at).total_seconds()
-        conn.execute(_HISTORY_INSERT, {"pipeline_id": pipeline_id, "from_state": expect.value, "to_state": to.value,
-                                       "at": now, "duration_seconds": max(spent, 0.0), "actor": actor, "detail": detail})
-        if audit is not None:
-            audit_store.append(conn, audit, now)
-        return Pipeline.from_row(row)
+        return values
 
     @staticmethod
     def _not_found(pipeline_id: int) -> errors.NotFound:

@@ -100,7 +100,8 @@ def enter(app, p, worker_id: str, conn=None):
         with progress(app) as c:
             return enter(app, p, worker_id, conn=c)
     return app.pipelines.transition(p.id, target, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
-                                    detail={"resume": True} if p.state is State.NEEDS_RETRY else None, conn=conn)
+                                    detail={"resume": True} if p.state is State.NEEDS_RETRY else None, conn=conn,
+                                    snapshot=p)
 
 
 def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=lambda: False,
@@ -168,7 +169,8 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
         if audit is not None and audit.book_id is None:
             audit = chain.AuditEntry(**{**audit.__dict__, "book_id": p.row.get("book_id")})
         moved = app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
-                                         owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn)
+                                         owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn,
+                                         snapshot=p)
         if moved.state is State.PENDING_APPROVAL:
             from agentic_pipeline.approval import autonomy
 
@@ -199,7 +201,7 @@ def fail(app, p, exc: BaseException, worker_id: str):
                                      reason=decision.updates["error"], before_state={"state": p.state.value},
                                      after_state={"state": "rejected"})
         return app.pipelines.transition(p.id, decision.to, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
-                                        updates=decision.updates, audit=audit, conn=conn,
+                                        updates=decision.updates, audit=audit, conn=conn, snapshot=p,
                                         detail={"error": decision.updates["error"], "stage": p.state.value})
 
 
