@@ -36,7 +36,8 @@ _SQLITE_DOC = "CASE WHEN {c} IS NULL THEN 'null' WHEN typeof({c}) = 'text' AND j
 _SQLITE_MILLIS = "CAST(round(performed_at * 1000) AS INTEGER)"
 _PG_INT = "COALESCE({c}::text, 'null')"
 _PG_STR = "COALESCE(to_json({c})::text, 'null')"
-_PG_FLOAT = "CASE WHEN {c} IS NULL THEN 'null' WHEN {c}::text::float8 = {c} THEN {c}::text END"
+_PG_FLOAT = ("CASE WHEN {c} IS NULL THEN 'null' WHEN {c}::text::float8 <> {c} THEN NULL "  # PG prints 1.0 as 1:
+             "WHEN {c} = trunc({c}) AND abs({c}) < 1e16 THEN {c}::text || '.0' ELSE {c}::text END")  # Python as 1.0
 _PG_DOC = "COALESCE({c}::text, 'null')"  # json keeps valid JSON text verbatim
 _PG_MILLIS = "round(extract(epoch FROM performed_at) * 1000)::bigint"
 _FORMS = {"sqlite": (_SQLITE_INT, _SQLITE_STR, _SQLITE_FLOAT, _SQLITE_DOC, _SQLITE_MILLIS),
