@@ -94,7 +94,7 @@ def verify(app, *, key: bytes | None = None) -> dict[str, Any]:
     key = chain.audit_key() if key is None else key
     with _snapshot(app) as conn:
         removed = retention.removed_runs(audit_store.pruned_records(conn))
-        with contextlib.closing(audit_scan.scan(conn, key)) as rows:  # stops its reader thread early too
+        with contextlib.closing(audit_scan.scan(conn, key)) as rows:  # closes the cursor when the walk stops early
             verdict = chain.verify_rows(rows, removed, key, audit_scan.FullRows(conn))
     problem = verdict.problem
     return {
