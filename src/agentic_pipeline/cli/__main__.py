@@ -1,0 +1,3 @@
+from agentic_pipeline.cli import main
+
+main()
