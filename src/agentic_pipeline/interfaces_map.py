@@ -39,6 +39,8 @@ CLI_ONLY: dict[str, str] = {
               "a service manager, not by a request",
     "serve": "starts the HTTP health endpoint, a long-running server of its own",
     "mcp": "this server itself: an assistant is already talking to it",
+    "reembed": "a long batch job over the whole library after an administrator changes the embedding model; "
+               "run it from a shell, where its progress is visible",
     "escape-hatch": "the emergency stop for automatic approvals belongs to the person operating the "
                     "pipeline; assistants read the policy with get_autonomy_status",
 }

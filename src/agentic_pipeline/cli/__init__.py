@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # library
     "search": ("library:search_cmd", "Search the library (full-text + vector hybrid)."),
     "strategies": ("library:strategies_cmd", "List the processing strategies, one per book type."),
+    "reembed": ("library:reembed_cmd", "Give completed books vectors from the configured embedding model."),
     # priority queue and batch operations
     "priority": ("batch:priority_cmd", "Change one book's priority (1 urgent .. 10 backfill)."),
     "batch-queue": ("batch:batch_queue_cmd", "Queue every book in a folder (hashes, dedupes, reports)."),

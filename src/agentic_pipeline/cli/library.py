@@ -58,3 +58,35 @@ def strategies_cmd(as_json: bool) -> None:
         console().print(table)
 
     emit(data, as_json, human)
+
+
+@click.command("reembed")
+@click.option("--book", "book_id", type=int, help="Only this book (its library id).")
+@click.option("--dry-run", is_flag=True, help="Only say how many chunks lack vectors for the configured model.")
+@json_option
+@click.pass_obj
+def reembed_cmd(obj, book_id: int | None, dry_run: bool, as_json: bool) -> None:
+    """Give completed books vectors from the configured embedding model.
+
+    Run it after changing the `embedder` setting: search only compares vectors of the current
+    model, so books embedded with another one are found by full text alone until re-embedded.
+    Safe to stop and run again: each batch is its own transaction.
+    """
+    from agentic_pipeline.library import reembed
+
+    app = obj.app()
+    todo = reembed.plan(app)
+    if dry_run:
+        emit(todo, as_json, lambda d: click.echo(f"{d['chunks']} chunks in {len(d['books'])} books lack "
+                                                 f"{d['model']} vectors"))
+        return
+    if as_json or not todo["chunks"]:
+        result = reembed.reembed(app, book_id=book_id)
+    else:
+        from rich.progress import Progress
+
+        with Progress(console=console()) as bar:
+            task = bar.add_task(f"embedding with {todo['model']}", total=todo["chunks"])
+            result = reembed.reembed(app, book_id=book_id, progress=lambda n: bar.advance(task, n))
+    emit(result, as_json, lambda r: click.echo(f"Embedded {r['chunks_embedded']} chunks of {r['books']} books "
+                                               f"with {r['model']}"))

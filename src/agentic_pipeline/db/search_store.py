@@ -79,3 +79,21 @@ def chunk_details(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict[str
         .where(chunks.c.id.in_(list(ids)))
     )
     return {r.id: dict(r._mapping) for r in rows}
+
+
+def books_missing_vectors(conn: sa.Connection, model: str) -> list[tuple[int, int]]:
+    """(book id, chunks without a ``model`` vector) for every searchable book that has any."""
+    missing = sa.or_(chunks.c.embedding.is_(None), chunks.c.embedding_model.is_(None), chunks.c.embedding_model != model)
+    rows = conn.execute(
+        sa.select(books.c.id, sa.func.count(chunks.c.id))
+        .select_from(chunks.join(books, books.c.id == chunks.c.book_id).join(pp, pp.c.id == books.c.pipeline_id))
+        .where(pp.c.state == "complete", missing).group_by(books.c.id).order_by(books.c.id)
+    )
+    return [(book_id, n) for book_id, n in rows]
+
+
+def is_searchable_book(conn: sa.Connection, book_id: int) -> bool:
+    """True when ``book_id`` is a library book whose pipeline is COMPLETE."""
+    row = conn.execute(sa.select(books.c.id).select_from(books.join(pp, pp.c.id == books.c.pipeline_id))
+                       .where(books.c.id == book_id, pp.c.state == "complete")).first()
+    return row is not None

@@ -1,0 +1,54 @@
+"""The ``reembed`` operation: give every completed book vectors from the configured model.
+
+Switching ``embedder`` leaves the library's old vectors in place but unused (search only compares
+vectors of the current model, so a query never meets a vector from another space). ``reembed``
+fills in the current model's vectors, a batch per transaction, so it can be stopped and run again
+at any point and picks up where it left off; books stay COMPLETE and searchable by full text
+meanwhile.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from agentic_pipeline import errors
+from agentic_pipeline.db import library_store, search_store
+
+BATCH = 256
+
+
+def plan(app) -> dict[str, Any]:
+    """Which completed books lack vectors for the current model, and how many chunks."""
+    with app.db.read() as conn:
+        books = search_store.books_missing_vectors(conn, app.embedder.name)
+    return {"model": app.embedder.name, "books": [{"book_id": b, "chunks": n} for b, n in books],
+            "chunks": sum(n for _b, n in books)}
+
+
+def reembed(app, *, book_id: int | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Embed the missing chunks (of one book, or all completed books); returns what was done."""
+    from agentic_pipeline.ingest import embed
+
+    todo = plan(app)
+    books = [b for b in todo["books"] if book_id is None or b["book_id"] == book_id]
+    if book_id is not None and not books:
+        with app.db.read() as conn:
+            if not search_store.is_searchable_book(conn, book_id):
+                raise errors.NotFound(f"no completed book with id {book_id}",
+                                      hint="only books that finished the pipeline have vectors")
+    model, done = app.embedder, 0
+    for book in books:
+        while True:
+            with app.db.read() as conn:
+                batch = library_store.chunks_without_vectors(conn, book["book_id"], model.name, limit=BATCH)
+            if not batch:
+                break
+            vectors = model.embed([text for _cid, text in batch])
+            with app.db.write() as conn:
+                written = library_store.set_embeddings(
+                    conn, [(cid, embed.to_blob(v)) for (cid, _t), v in zip(batch, vectors)], model=model.name, dim=model.dim)
+            done += written
+            if progress:
+                progress(written)
+    return {"model": model.name, "books": len(books), "chunks_embedded": done}
+
