@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from agentic_pipeline import errors
 from agentic_pipeline.audit import chain
 from agentic_pipeline.clock import Clock, SystemClock
-from agentic_pipeline.db import audit_store
+from agentic_pipeline.db import audit_store, schema
 from agentic_pipeline.db.engine import Database
 from agentic_pipeline.db.schema import pipeline_state_history as history
 from agentic_pipeline.db.schema import processing_pipelines as pp
@@ -49,12 +49,13 @@ def _claim_statement(postgres: bool, only: list[str] | None = None):
     """UPDATE ... WHERE id = (the first workable, free pipeline) RETURNING the row, with b_now/b_owner/b_expires."""
     now = sa.bindparam("b_now", type_=_TS)
     free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_expires_at < now)
-    workable = sa.or_(
-        pp.c.state.in_(_QUEUES),
-        sa.and_(pp.c.state == State.NEEDS_RETRY.value, sa.or_(pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)),
-        pp.c.state.in_(_WORKING),
-    )
-    conditions = [free, workable] + ([pp.c.state.in_(only)] if only is not None else [])
+    # within the claimable states (the partial index predicate below), only a NEEDS_RETRY row that is
+    # not yet due is unworkable; written this way the planner sees one state condition, the index's
+    due = sa.or_(pp.c.state != State.NEEDS_RETRY.value, pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)
+    # the partial index's own predicate, verbatim: SQLite uses a partial index only when the query
+    # repeats its WHERE term literally (the OR below does not imply it), and then walks the queue in
+    # claim order instead of sorting every claimable row on each claim
+    conditions = [sa.text(schema.CLAIMABLE_SQL), free, due] + ([pp.c.state.in_(only)] if only is not None else [])
     pick = sa.select(pp.c.id).where(*conditions).order_by(pp.c.priority, pp.c.created_at, pp.c.id).limit(1)
     if postgres:
         pick = pick.with_for_update(skip_locked=True)

@@ -71,9 +71,9 @@ sa.Index("ix_pipelines_claim", processing_pipelines.c.state, processing_pipeline
 # the work queue: only rows a worker could claim, in claim order
 _CLAIMABLE_STATES = ("detected", "approved", "needs_retry", "hashing", "classifying",
                      "selecting_strategy", "processing", "validating", "embedding")
-_CLAIMABLE_SQL = "state IN (" + ", ".join(f"'{s}'" for s in _CLAIMABLE_STATES) + ")"
+CLAIMABLE_SQL = "state IN (" + ", ".join(f"'{s}'" for s in _CLAIMABLE_STATES) + ")"
 sa.Index("ix_pipelines_queue", processing_pipelines.c.priority, processing_pipelines.c.created_at,
-         processing_pipelines.c.id, sqlite_where=sa.text(_CLAIMABLE_SQL), postgresql_where=sa.text(_CLAIMABLE_SQL))
+         processing_pipelines.c.id, sqlite_where=sa.text(CLAIMABLE_SQL), postgresql_where=sa.text(CLAIMABLE_SQL))
 sa.Index("ix_pipelines_hash", processing_pipelines.c.content_hash)
 sa.Index("ix_pipelines_type_conf", processing_pipelines.c.book_type, processing_pipelines.c.confidence)
 sa.Index("ix_pipelines_created", processing_pipelines.c.created_at)
