@@ -43,6 +43,40 @@ _UPDATE_CAS_OWNED = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.st
                      .returning(*pp.c))
 _HISTORY_INSERT = history.insert()
 _TS = pp.c.lease_expires_at.type
+_HISTORY_COLUMNS = ["pipeline_id", "from_state", "to_state", "at", "duration_seconds", "actor", "detail"]
+_ONE_STATEMENT: dict[tuple[tuple[str, ...], bool], Any] = {}
+
+
+def _one_statement_transition(columns: tuple[str, ...], owned: bool):
+    """PostgreSQL: lock, compare-and-set, history row and the new row back in one statement (one round trip).
+
+    ``WITH o AS (SELECT .. FOR UPDATE), u AS (UPDATE .. FROM o WHERE state = :expect [AND lease
+    owner and expiry] RETURNING *, o.state_entered_at), h AS (INSERT INTO history SELECT .. FROM u)
+    SELECT .. FROM u``: the seconds spent in the left state come from the locked row's
+    ``state_entered_at``. Zero rows: nothing was written (the caller reads the row to say why).
+    Built once per set of SET columns (a handful: one per stage outcome) and cached.
+    """
+    key = (columns, owned)
+    stmt = _ONE_STATEMENT.get(key)
+    if stmt is not None:
+        return stmt
+    now = sa.bindparam("b_now", type_=_TS)
+    old = sa.select(pp.c.id, pp.c.state_entered_at).where(pp.c.id == sa.bindparam("b_pid")).with_for_update().cte("o")
+    conditions = [pp.c.id == old.c.id, pp.c.state == sa.bindparam("b_expect", type_=pp.c.state.type)]
+    if owned:
+        conditions += [pp.c.lease_owner == sa.bindparam("b_owner", type_=pp.c.lease_owner.type),
+                       pp.c.lease_expires_at >= now]
+    moved = (pp.update().where(*conditions)
+             .values({c: sa.bindparam(f"v_{c}", type_=pp.c[c].type) for c in columns})
+             .returning(*pp.c, old.c.state_entered_at.label("b_old_entered")).cte("u"))
+    spent = sa.func.greatest(sa.cast(sa.extract("epoch", now - moved.c.b_old_entered), sa.Float), 0.0)
+    row = sa.select(moved.c.id, sa.bindparam("b_expect", type_=history.c.from_state.type),
+                    sa.bindparam("b_to", type_=history.c.to_state.type), now, spent,
+                    sa.bindparam("b_actor", type_=history.c.actor.type),
+                    sa.bindparam("b_detail", type_=history.c.detail.type))
+    written = history.insert().from_select(_HISTORY_COLUMNS, row).cte("h")
+    stmt = _ONE_STATEMENT[key] = sa.select(*[moved.c[c.name] for c in pp.c]).add_cte(written)
+    return stmt
 
 
 def _claim_statement(postgres: bool, only: list[str] | None = None):
@@ -177,7 +211,9 @@ class PipelineStore:
         ``snapshot``: the row as the lease holder last got it (from ``claim_next`` or its previous
         transition); with an ``owner`` it saves the read before the write (one round trip on
         PostgreSQL): the owner-and-lease compare-and-set alone decides, and only a failed one
-        reads the row to say why (same errors as without it).
+        reads the row to say why (same errors as without it). On PostgreSQL every transition first
+        tries one statement (``_one_statement_transition``: lock, compare-and-set, history row), so
+        the snapshot is not needed there; only a failed one takes the checked path.
         """
         to, expect = State(to), State(expect)
         if not states.can_transition(expect, to):
@@ -192,6 +228,13 @@ class PipelineStore:
                     snapshot=None) -> Pipeline:
         now = self.clock.now()
         values = self._values(to, now, updates)
+        if conn.dialect.name == "postgresql":
+            row = self._transition_pg(conn, pipeline_id, to, expect, actor, owner, detail, values, now)
+            if row is not None:
+                if audit is not None:
+                    audit_store.append(conn, audit, now)
+                return Pipeline.from_row(row)
+            snapshot = None  # nothing written: the checked path below says why (or wins a race that just ended)
         values.update(b_pid=pipeline_id, b_expect=expect.value)
         row = None
         if snapshot is not None and owner is not ANY_OWNER and snapshot.id == pipeline_id and snapshot.state is expect:
@@ -216,6 +259,18 @@ class PipelineStore:
         if audit is not None:
             audit_store.append(conn, audit, now)
         return Pipeline.from_row(row)
+
+    @staticmethod
+    def _transition_pg(conn, pipeline_id, to, expect, actor, owner, detail, values, now) -> sa.Row | None:
+        """The one-statement transition (see ``_one_statement_transition``); None when nothing matched."""
+        owned = owner is not ANY_OWNER
+        stmt = _one_statement_transition(tuple(sorted(values)), owned)
+        params = {f"v_{k}": v for k, v in values.items()}
+        params.update(b_pid=pipeline_id, b_expect=expect.value, b_to=to.value, b_now=now, b_actor=actor,
+                      b_detail=detail)
+        if owned:
+            params["b_owner"] = owner
+        return conn.execute(stmt, params).first()
 
     @staticmethod
     def _values(to: State, now: dt.datetime, updates: dict[str, Any] | None) -> dict[str, Any]:

@@ -9,9 +9,11 @@ it with a compare-and-set on (holder, lease expiry, last run), which works the s
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 
 from agentic_pipeline.db.schema import maintenance_tasks as mt
 from agentic_pipeline.db.schema import processing_pipelines as pp
@@ -25,6 +27,31 @@ _WORKING = tuple(s.value for s in states.WORKING)
 
 
 # ----------------------------------------------------------------------- workers
+#: engines whose every connection already runs with ``synchronous_commit=off`` (``relax_engine``)
+_RELAXED: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
+
+
+def relax_engine(engine: sa.Engine) -> None:
+    """A worker process's own engine: every PostgreSQL connection starts with ``synchronous_commit=off``.
+
+    Set in the connection's startup packet (libpq ``options``), so it costs no round trip, where
+    ``SET LOCAL`` in each transaction cost one per commit. Only ``run_worker`` (and the benchmark
+    of it) calls this, on the App it opened itself: interactive commands never get relaxed
+    connections. In a relaxed process everything commits this way (worker progress, beats,
+    its maintenance runs) except what calls ``strict_commit`` (queueing from the watcher).
+    Connections opened before the call are dropped from the pool so none stays strict.
+    """
+    if engine.dialect.name != "postgresql" or engine in _RELAXED:
+        return
+
+    @event.listens_for(engine, "do_connect")
+    def _relaxed(_dialect, _record, _cargs, cparams):
+        cparams["options"] = (cparams.get("options", "") + " -c synchronous_commit=off").strip()
+
+    engine.dispose()
+    _RELAXED.add(engine)
+
+
 def relax_commit(conn: sa.Connection) -> None:
     """On PostgreSQL, commit this transaction without waiting for its WAL flush (``synchronous_commit=off``).
 
@@ -33,10 +60,17 @@ def relax_commit(conn: sa.Connection) -> None:
     worker crash loses nothing; a database server crash or power cut may undo the last few
     hundred milliseconds of progress, whole transactions at a time, and those books resume at
     the stage before (stages are idempotent, leases expire). Human decisions and queueing keep
-    the default, and any later synchronous commit flushes the WAL written before it.
+    the default, and any later synchronous commit flushes the WAL written before it. Free on a
+    ``relax_engine`` connection (already relaxed); one ``SET LOCAL`` otherwise (``process --wait``).
     """
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql" and conn.engine not in _RELAXED:
         conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+
+
+def strict_commit(conn: sa.Connection) -> None:
+    """This transaction commits durably even on a ``relax_engine`` connection (queueing inside a worker)."""
+    if conn.dialect.name == "postgresql" and conn.engine in _RELAXED:
+        conn.exec_driver_sql("SET LOCAL synchronous_commit TO ON")
 
 
 def register(conn: sa.Connection, worker_id: str, *, host: str, pid: int, now: dt.datetime) -> None:

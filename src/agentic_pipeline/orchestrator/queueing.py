@@ -27,6 +27,7 @@ def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: s
     source = source.resolve()
     digest = hashing.sha256_file(source)
     with app.db.write() as conn:
+        workers_store.strict_commit(conn)  # queueing is durable, even from a worker
         workers_store.lock_key(conn, int(digest[:15], 16))
         existing = workers_store.live_pipeline_for_file(conn, str(source), digest)
         if existing is not None:

@@ -177,6 +177,7 @@ def _run_here(settings, options: Options, clock=None, *, ignore_sigint: bool = F
     from agentic_pipeline.app import App
 
     with App.open(settings, clock=clock) as app:
+        workers_store.relax_engine(app.db.engine)  # this process's own App: relaxed commits, no SET LOCAL
         worker = Worker(app, options)
         _warm(app)
         old = {sig: signal.signal(sig, worker.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
