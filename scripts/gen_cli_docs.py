@@ -25,7 +25,8 @@ healthy / warnings / critical, and `audit verify` 1 when the chain does not veri
 
 
 def _help(path: list[str]) -> str:
-    ctx = click.Context(cli, info_name="agentic-pipeline", terminal_width=100, max_content_width=100)
+    settings = {**cli.context_settings, "terminal_width": 100, "max_content_width": 100}
+    ctx = click.Context(cli, info_name="agentic-pipeline", **settings)
     cmd: click.Command = cli
     for name in path:
         sub = cmd.get_command(ctx, name)
