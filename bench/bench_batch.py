@@ -55,12 +55,10 @@ def _select_sql(n: int, dialect: str, layout: str = "spread") -> str:
     state = f"CASE {g} " + " ".join(f"WHEN {k} THEN '{s}'" for k, (_, _, s, _) in enumerate(GROUPS)) + \
         f" ELSE {_case(STATES, mod(len(STATES)))} END"
     conf = f"CASE WHEN {g} < {len(GROUPS)} THEN 0.95 ELSE 0.5 END"
-    if dialect == "sqlite":
-        ts = "(1767225600.0 - i)"
-        path = "'/library/' || i || '.pdf'"
-    else:
-        ts = "to_timestamp(1767225600 - i)"
-        path = "'/library/' || i || '.pdf'"
+    # times with a fraction, as clock readings have: SQLite stores a whole REAL as a 4-byte integer,
+    # and rows that later get real times would grow on every update (a rewrite of neighbouring pages)
+    ts = "(1767225600.123456 - i)" if dialect == "sqlite" else "to_timestamp(1767225600.123456 - i)"
+    path = "'/library/' || i || '.pdf'"
     return (f"SELECT i, {path}, {state}, 5, 5, 0, {btype}, {conf}, {ts}, {ts}, {ts}, {ts}, 0, 0, 'Book ' || i")
 
 

@@ -25,6 +25,9 @@ BUSY_TIMEOUT_MS = 30_000
 SQLITE_CACHE_KIB = int(os.environ.get("AGENTIC_PIPELINE_SQLITE_CACHE_KIB", 131_072))
 #: memory-mapped reads (shared OS page cache, no copy into each connection's page cache)
 SQLITE_MMAP_BYTES = int(os.environ.get("AGENTIC_PIPELINE_SQLITE_MMAP", 1 << 30))
+#: WAL pages after which a committing connection copies the WAL into the database (SQLite's default)
+SQLITE_WAL_AUTOCHECKPOINT = 1000
+_NO_AUTOCHECKPOINT = "wal_autocheckpoint_off"
 
 
 class Database:
@@ -102,12 +105,32 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
         cur.execute("PRAGMA temp_store = MEMORY")
         cur.close()
 
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_conn, record):
+        if record.info.pop(_NO_AUTOCHECKPOINT, False) and dbapi_conn is not None:
+            dbapi_conn.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_AUTOCHECKPOINT}")
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def defer_wal_checkpoint(conn: sa.Connection) -> None:
+    """This transaction's commit leaves the WAL checkpoint to the next writer (SQLite; no-op elsewhere).
+
+    A commit that leaves more than ``SQLITE_WAL_AUTOCHECKPOINT`` pages in the WAL copies them into
+    the database before it returns: 0.2-0.4 s after a batch of 10,000 scattered books (20,000 pages).
+    With this the batch returns once its commit is in the WAL; the next commit on any other
+    connection (or the last connection's close) does the copy. Readers see the committed data
+    either way (from the WAL). The setting is restored when the connection goes back to the pool.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    conn.exec_driver_sql("PRAGMA wal_autocheckpoint = 0")
+    conn.connection.info[_NO_AUTOCHECKPOINT] = True
 
 
 @contextlib.contextmanager

@@ -65,9 +65,10 @@ processing_pipelines = sa.Table(
     sa.CheckConstraint(f"state IN ({_STATES})", name="state_valid"),
     sa.CheckConstraint("confidence IS NULL OR (confidence >= 0 AND confidence <= 1)", name="confidence_range"),
 )
-# claim order and batch filters
-sa.Index("ix_pipelines_claim", processing_pipelines.c.state, processing_pipelines.c.priority,
-         processing_pipelines.c.created_at, processing_pipelines.c.id)
+# No (state, priority, created_at, id) nor lease_expires_at index (dropped by migration 0005): every
+# index holding a column an UPDATE sets is rewritten per row (PostgreSQL: every index, unless the update
+# is HOT), and no query needed them: claims walk ix_pipelines_queue, the per-state lookups
+# ix_pipelines_state_entered.
 # the work queue: only rows a worker could claim, in claim order
 _CLAIMABLE_STATES = ("detected", "approved", "needs_retry", "hashing", "classifying",
                      "selecting_strategy", "processing", "validating", "embedding")
@@ -77,9 +78,10 @@ sa.Index("ix_pipelines_queue", processing_pipelines.c.priority, processing_pipel
 sa.Index("ix_pipelines_hash", processing_pipelines.c.content_hash)
 sa.Index("ix_pipelines_type_conf", processing_pipelines.c.book_type, processing_pipelines.c.confidence)
 sa.Index("ix_pipelines_created", processing_pipelines.c.created_at)
-sa.Index("ix_pipelines_lease", processing_pipelines.c.lease_expires_at)
-# health: oldest waiting book per state and stuck candidates in one index seek (migration 0002)
-sa.Index("ix_pipelines_state_entered", processing_pipelines.c.state, processing_pipelines.c.state_entered_at)
+# health: oldest waiting book per state and stuck candidates in one index seek (migration 0002); per-state
+# counts and the queue by priority read it alone (priority added by migration 0005)
+sa.Index("ix_pipelines_state_entered", processing_pipelines.c.state, processing_pipelines.c.state_entered_at,
+         processing_pipelines.c.priority)
 
 pipeline_state_history = sa.Table(
     "pipeline_state_history",
