@@ -1,7 +1,8 @@
 """SQL for health monitoring: counts, stuck candidates, workers, throughput, stats and the report cache.
 
 Every query here is an index seek or a short index range on a 1M-pipeline / 8M-history
-database: per-state counts of the small (non-terminal) states come from ``ix_pipelines_claim``;
+database: per-state counts of the small (non-terminal) states and the queue by priority come from
+``ix_pipelines_state_entered`` (state, priority, state_entered_at since migration 0005);
 terminal-state counts come from the tally in ``state_duration_stats`` plus the history rows
 written since its watermark (exact as long as every state change writes a history row, which
 ``PipelineStore.transition`` guarantees and pipelines are never deleted); the oldest waiting
