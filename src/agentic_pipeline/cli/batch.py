@@ -194,8 +194,10 @@ def _render(data) -> None:
                           _age(r["age_seconds"]))
         out.print(table)
     change = ", ".join(f"{k}={v}" for k, v in plan["change"].items())
-    if not data["executed"] and plan["rows"]:
-        out.print(f"Would {plan['would']}" + (f" ({change})" if change else "") + ". Run again with --execute to apply.")
+    if not data["executed"]:
+        if plan["rows"]:
+            out.print(f"Would {plan['would']}" + (f" ({change})" if change else "")
+                      + ". Run again with --execute to apply.")
         return
     res = data["result"]
     out.print(f"Applied to {res['applied']} books as {res['actor']}; skipped {res['skipped']}.")
