@@ -100,6 +100,52 @@ def _claim_statement(postgres: bool, only: list[str] | None = None):
 
 
 _CLAIM, _CLAIM_PG = _claim_statement(False), _claim_statement(True)
+
+
+def _claim_enter_statement():
+    """PostgreSQL: claim the next book, move it into its stage (history row) and mark the worker busy: one statement.
+
+    ``WITH o AS (SELECT id, state, state_entered_at .. FOR UPDATE SKIP LOCKED LIMIT 1), u AS
+    (UPDATE .. FROM o SET lease, state = the stage it enters RETURNING *, o.state, o.state_entered_at),
+    h AS (INSERT INTO history SELECT .. FROM u WHERE it left a queue), w AS (UPDATE workers SET
+    last_seen, current_pipeline_id = (SELECT id FROM u)) SELECT .. FROM u``. The stage a book enters
+    is ``process.enter``'s: DETECTED -> HASHING, APPROVED -> EMBEDDING, NEEDS_RETRY -> its
+    ``retry_stage`` when that is a working state (else HASHING, with ``{"resume": true}`` in the
+    history detail); a working state (an expired lease) stays where it was. No row: nothing to
+    claim, and the worker row still says idle with a fresh ``last_seen``.
+    """
+    from agentic_pipeline.db.schema import workers
+
+    now = sa.bindparam("b_now", type_=_TS)
+    free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_expires_at < now)
+    due = sa.or_(pp.c.state != State.NEEDS_RETRY.value, pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)
+    old = (sa.select(pp.c.id, pp.c.state.label("b_old_state"), pp.c.state_entered_at.label("b_old_entered"))
+           .where(sa.text(schema.CLAIMABLE_SQL), free, due).order_by(pp.c.priority, pp.c.created_at, pp.c.id)
+           .limit(1).with_for_update(skip_locked=True).cte("o"))
+    queued = old.c.b_old_state.in_(_QUEUES + (State.NEEDS_RETRY.value,))
+    resume = sa.case((pp.c.retry_stage.in_(_WORKING), pp.c.retry_stage), else_=State.HASHING.value)
+    target = sa.case((old.c.b_old_state == State.DETECTED.value, State.HASHING.value),
+                     (old.c.b_old_state == State.APPROVED.value, State.EMBEDDING.value),
+                     (old.c.b_old_state == State.NEEDS_RETRY.value, resume), else_=old.c.b_old_state)
+    moved = (pp.update().where(pp.c.id == old.c.id)
+             .values(state=target, updated_at=sa.case((queued, now), else_=pp.c.updated_at),
+                     state_entered_at=sa.case((queued, now), else_=pp.c.state_entered_at),
+                     lease_owner=sa.bindparam("b_owner", type_=pp.c.lease_owner.type),
+                     lease_expires_at=sa.bindparam("b_expires", type_=_TS), last_heartbeat=now)
+             .returning(*pp.c, old.c.b_old_state, old.c.b_old_entered).cte("u"))
+    spent = sa.func.greatest(sa.cast(sa.extract("epoch", now - moved.c.b_old_entered), sa.Float), 0.0)
+    detail = sa.case((moved.c.b_old_state == State.NEEDS_RETRY.value,
+                      sa.bindparam("b_resume", type_=history.c.detail.type)), else_=sa.null())
+    row = (sa.select(moved.c.id, moved.c.b_old_state, moved.c.state, now, spent,
+                     sa.bindparam("b_actor", type_=history.c.actor.type), detail)
+           .where(moved.c.b_old_state.in_(_QUEUES + (State.NEEDS_RETRY.value,))))
+    written = history.insert().from_select(_HISTORY_COLUMNS, row).cte("h")
+    busy = (workers.update().where(workers.c.id == sa.bindparam("b_owner"))
+            .values(last_seen=now, current_pipeline_id=sa.select(moved.c.id).scalar_subquery()).cte("w"))
+    return sa.select(*[moved.c[c.name] for c in pp.c]).add_cte(written).add_cte(busy)
+
+
+_CLAIM_ENTER_PG = _claim_enter_statement()
 _HEARTBEAT = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.lease_owner == sa.bindparam("b_owner"),
                                 pp.c.lease_expires_at >= sa.bindparam("b_now", type_=_TS))
               .values(lease_expires_at=sa.bindparam("b_expires", type_=_TS), last_heartbeat=sa.bindparam("b_now")))
@@ -342,6 +388,19 @@ class PipelineStore:
         else:
             stmt = _claim_statement(conn.dialect.name == "postgresql", [State(s).value for s in states_])
         row = conn.execute(stmt, params).first()
+        return Pipeline.from_row(row) if row is not None else None
+
+    def claim_and_enter(self, worker_id: str, *, lease_seconds: float, actor: str,
+                        conn: sa.Connection) -> Pipeline | None:
+        """PostgreSQL only: ``claim_next``, the stage entry and the worker row in one statement.
+
+        See ``_claim_enter_statement``; the same result as ``claim_next`` followed by
+        ``process.enter`` and ``workers_store.touch(current=...)`` in one transaction.
+        """
+        now = self.clock.now()
+        row = conn.execute(_CLAIM_ENTER_PG, {"b_now": now, "b_owner": worker_id, "b_actor": actor,
+                                             "b_expires": now + dt.timedelta(seconds=lease_seconds),
+                                             "b_resume": {"resume": True}}).first()
         return Pipeline.from_row(row) if row is not None else None
 
     def heartbeat(self, pipeline_id: int, worker_id: str, *, lease_seconds: float,
