@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from agentic_pipeline import errors
 from agentic_pipeline.audit import chain
 from agentic_pipeline.clock import Clock, SystemClock
-from agentic_pipeline.db import audit_store, schema
+from agentic_pipeline.db import audit_store, library_store, schema, workers_store
 from agentic_pipeline.db.engine import Database
 from agentic_pipeline.db.schema import pipeline_state_history as history
 from agentic_pipeline.db.schema import processing_pipelines as pp
@@ -44,10 +44,11 @@ _UPDATE_CAS_OWNED = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.st
 _HISTORY_INSERT = history.insert()
 _TS = pp.c.lease_expires_at.type
 _HISTORY_COLUMNS = ["pipeline_id", "from_state", "to_state", "at", "duration_seconds", "actor", "detail"]
-_ONE_STATEMENT: dict[tuple[tuple[str, ...], bool], Any] = {}
+_ONE_STATEMENT: dict[tuple[tuple[str, ...], bool, bool, bool], Any] = {}
 
 
-def _one_statement_transition(columns: tuple[str, ...], owned: bool):
+def _one_statement_transition(columns: tuple[str, ...], owned: bool, vectors: bool = False,
+                              counted: bool = False):
     """PostgreSQL: lock, compare-and-set, history row and the new row back in one statement (one round trip).
 
     ``WITH o AS (SELECT .. FOR UPDATE), u AS (UPDATE .. FROM o WHERE state = :expect [AND lease
@@ -55,8 +56,13 @@ def _one_statement_transition(columns: tuple[str, ...], owned: bool):
     SELECT .. FROM u``: the seconds spent in the left state come from the locked row's
     ``state_entered_at``. Zero rows: nothing was written (the caller reads the row to say why).
     Built once per set of SET columns (a handful: one per stage outcome) and cached.
+    ``vectors``: also require that no chunk of book ``b_book`` lacks a vector for model ``b_model``
+    (COMPLETE; ``library_store.count_without_vectors`` in the compare-and-set). ``counted``: also
+    add one to worker ``b_counter``'s ``completed_count`` when the row moved (a CTE).
     """
-    key = (columns, owned)
+    from agentic_pipeline.db.schema import chunks, workers
+
+    key = (columns, owned, vectors, counted)
     stmt = _ONE_STATEMENT.get(key)
     if stmt is not None:
         return stmt
@@ -66,6 +72,11 @@ def _one_statement_transition(columns: tuple[str, ...], owned: bool):
     if owned:
         conditions += [pp.c.lease_owner == sa.bindparam("b_owner", type_=pp.c.lease_owner.type),
                        pp.c.lease_expires_at >= now]
+    if vectors:
+        conditions.append(~sa.exists().where(
+            chunks.c.book_id == sa.bindparam("b_book", type_=chunks.c.book_id.type),
+            sa.or_(chunks.c.embedding.is_(None), chunks.c.embedding_model.is_(None),
+                   chunks.c.embedding_model != sa.bindparam("b_model", type_=chunks.c.embedding_model.type))))
     moved = (pp.update().where(*conditions)
              .values({c: sa.bindparam(f"v_{c}", type_=pp.c[c].type) for c in columns})
              .returning(*pp.c, old.c.state_entered_at.label("b_old_entered")).cte("u"))
@@ -75,7 +86,12 @@ def _one_statement_transition(columns: tuple[str, ...], owned: bool):
                     sa.bindparam("b_actor", type_=history.c.actor.type),
                     sa.bindparam("b_detail", type_=history.c.detail.type))
     written = history.insert().from_select(_HISTORY_COLUMNS, row).cte("h")
-    stmt = _ONE_STATEMENT[key] = sa.select(*[moved.c[c.name] for c in pp.c]).add_cte(written)
+    stmt = sa.select(*[moved.c[c.name] for c in pp.c]).add_cte(written)
+    if counted:
+        stmt = stmt.add_cte(workers.update().where(workers.c.id == sa.bindparam("b_counter", type_=workers.c.id.type),
+                                                   sa.exists().select_from(moved))
+                            .values(completed_count=workers.c.completed_count + 1).cte("c"))
+    _ONE_STATEMENT[key] = stmt
     return stmt
 
 
@@ -249,7 +265,8 @@ class PipelineStore:
     def transition(self, pipeline_id: int, to: State, *, expect: State, actor: str, owner: Any = ANY_OWNER,
                    detail: dict[str, Any] | None = None, updates: dict[str, Any] | None = None,
                    audit: chain.AuditEntry | None = None, conn: sa.Connection | None = None,
-                   snapshot: Pipeline | None = None) -> Pipeline:
+                   snapshot: Pipeline | None = None, vectors: tuple[int | None, str] | None = None,
+                   counted: str | None = None) -> Pipeline:
         """Move ``pipeline_id`` from ``expect`` to ``to``; compare-and-set, history (and audit) in one transaction.
 
         ``owner``: the worker that must hold a live lease (``ANY_OWNER`` skips the check, for
@@ -260,6 +277,9 @@ class PipelineStore:
         reads the row to say why (same errors as without it). On PostgreSQL every transition first
         tries one statement (``_one_statement_transition``: lock, compare-and-set, history row), so
         the snapshot is not needed there; only a failed one takes the checked path.
+        ``vectors``: (book id, model): refuse (``TransientError``) while a chunk of the book has
+        no vector for the model. ``counted``: the worker whose ``completed_count`` this move adds
+        one to. Both are part of the one statement on PostgreSQL (COMPLETE costs one round trip).
         """
         to, expect = State(to), State(expect)
         if not states.can_transition(expect, to):
@@ -267,20 +287,27 @@ class PipelineStore:
                                            src=expect, dst=to)
         if conn is None:
             with self.db.write() as c:
-                return self._transition(c, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot)
-        return self._transition(conn, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot)
+                return self._transition(c, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot,
+                                        vectors, counted)
+        return self._transition(conn, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot,
+                                vectors, counted)
 
     def _transition(self, conn, pipeline_id, to, expect, actor, owner, detail, updates, audit,
-                    snapshot=None) -> Pipeline:
+                    snapshot=None, vectors=None, counted=None) -> Pipeline:
         now = self.clock.now()
         values = self._values(to, now, updates)
         if conn.dialect.name == "postgresql":
-            row = self._transition_pg(conn, pipeline_id, to, expect, actor, owner, detail, values, now)
+            row = self._transition_pg(conn, pipeline_id, to, expect, actor, owner, detail, values, now, vectors,
+                                      counted)
             if row is not None:
                 if audit is not None:
                     audit_store.append(conn, audit, now)
                 return Pipeline.from_row(row)
             snapshot = None  # nothing written: the checked path below says why (or wins a race that just ended)
+        if vectors is not None:
+            missing = library_store.count_without_vectors(conn, vectors[0], vectors[1])
+            if missing:
+                raise errors.TransientError(f"{missing} chunks of pipeline {pipeline_id} still have no vector")
         values.update(b_pid=pipeline_id, b_expect=expect.value)
         row = None
         if snapshot is not None and owner is not ANY_OWNER and snapshot.id == pipeline_id and snapshot.state is expect:
@@ -302,20 +329,27 @@ class PipelineStore:
         spent = (now - entered).total_seconds()
         conn.execute(_HISTORY_INSERT, {"pipeline_id": pipeline_id, "from_state": expect.value, "to_state": to.value,
                                        "at": now, "duration_seconds": max(spent, 0.0), "actor": actor, "detail": detail})
+        if counted is not None:
+            workers_store.completed(conn, counted)
         if audit is not None:
             audit_store.append(conn, audit, now)
         return Pipeline.from_row(row)
 
     @staticmethod
-    def _transition_pg(conn, pipeline_id, to, expect, actor, owner, detail, values, now) -> sa.Row | None:
+    def _transition_pg(conn, pipeline_id, to, expect, actor, owner, detail, values, now, vectors=None,
+                       counted=None) -> sa.Row | None:
         """The one-statement transition (see ``_one_statement_transition``); None when nothing matched."""
         owned = owner is not ANY_OWNER
-        stmt = _one_statement_transition(tuple(sorted(values)), owned)
+        stmt = _one_statement_transition(tuple(sorted(values)), owned, vectors is not None, counted is not None)
         params = {f"v_{k}": v for k, v in values.items()}
         params.update(b_pid=pipeline_id, b_expect=expect.value, b_to=to.value, b_now=now, b_actor=actor,
                       b_detail=detail)
         if owned:
             params["b_owner"] = owner
+        if vectors is not None:
+            params.update(b_book=vectors[0], b_model=vectors[1])
+        if counted is not None:
+            params["b_counter"] = counted
         return conn.execute(stmt, params).first()
 
     @staticmethod

@@ -165,27 +165,21 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
         if outcome.delete_library:
             library_store.delete_book(conn, p.id)
             updates["book_id"] = None
-        if outcome.to is State.COMPLETE:
-            _check_embedded(conn, app, p)
-            workers_store.completed(conn, worker_id)
+        # COMPLETE: every chunk has a vector, and the worker's completed_count goes up, in the transition itself
+        complete = outcome.to is State.COMPLETE
         audit = outcome.audit
         if audit is not None and audit.book_id is None:
             audit = chain.AuditEntry(**{**audit.__dict__, "book_id": p.row.get("book_id")})
         moved = app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
                                          owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn,
-                                         snapshot=p)
+                                         snapshot=p, vectors=(p.row.get("book_id"), app.embedder.name) if complete else None,
+                                         counted=worker_id if complete else None)
         if moved.state is State.PENDING_APPROVAL:
             from agentic_pipeline.approval import autonomy
 
             if autonomy.maybe_auto_approve(app, moved.id, conn=conn, pipeline=moved)["approved"]:
                 moved = app.pipelines.get(moved.id, conn=conn)
         return moved
-
-
-def _check_embedded(conn, app, p) -> None:
-    missing = library_store.count_without_vectors(conn, p.row.get("book_id"), app.embedder.name)
-    if missing:
-        raise errors.TransientError(f"{missing} chunks of pipeline {p.id} still have no vector")
 
 
 def fail(app, p, exc: BaseException, worker_id: str):
