@@ -43,6 +43,10 @@ class Options:
     maintenance: bool = True
 
 
+#: the longest pause between retries while the database is unreachable
+STORE_RETRY_MAX_SECONDS = 30.0
+
+
 class Worker:
     """One worker process's loop; ``request_stop`` is what the signal handlers call."""
 
@@ -67,14 +71,22 @@ class Worker:
         with app.db.write() as conn:
             workers_store.register(conn, self.id, host=socket.gethostname(), pid=os.getpid(), now=app.clock.now())
         ticker = maintenance.Ticker(app, self.id, health_interval=self.options.health_interval)
+        failures = 0
         try:
             while not self.stopping.is_set():
-                if self.options.maintenance:
-                    ticker.tick()
-                if not self.work_one():
-                    if self.options.until_empty and self._drained():
-                        break
-                    self.stopping.wait(self.options.poll_seconds)
+                try:
+                    if self.options.maintenance:
+                        ticker.tick()
+                    if not self.work_one():
+                        if self.options.until_empty and self._drained():
+                            break
+                        self.stopping.wait(self.options.poll_seconds)
+                    failures = 0
+                except errors.StoreError as exc:  # the database is away (restart, lock timeout): wait, retry
+                    failures += 1
+                    pause = min(STORE_RETRY_MAX_SECONDS, self.options.poll_seconds * 2 ** min(failures, 10))
+                    log.warning("worker %s: database error (%s); retrying in %.1f s", self.id, exc, pause)
+                    self.stopping.wait(pause)
         except process.Aborted:
             pass
         finally:

@@ -1,0 +1,48 @@
+"""A worker outlives its database connections being cut (a PostgreSQL restart) and carries on."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+
+from agentic_pipeline.orchestrator import queueing, worker
+from agentic_pipeline.pipeline.states import State
+from tests import pg
+from tests.conftest import open_app
+from tests.orchestrator.helpers import write_text_books
+
+
+@pytest.mark.pg
+def test_worker_survives_killed_connections(pg_databases, tmp_path):
+    pg.require_server()
+    url = pg_databases.fresh()
+    dbname = sa.engine.make_url(url).database
+    app = open_app(url)
+    w = worker.Worker(open_app(url), worker.Options(poll_seconds=0.05, isolate=False, maintenance=False),
+                      worker_id="outage-test")
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.5)  # the worker is polling an empty queue on pooled connections
+        with psycopg.connect(pg.ADMIN_URL, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (dbname,)).fetchone()[0]
+        assert killed >= 1
+        app.db.dispose()  # this test's own pooled connections were cut too
+        book = write_text_books(tmp_path / "books", 1)[0]
+        pid = queueing.queue_file(app, book, actor="human:test")["id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and app.pipelines.get(pid).state is not State.PENDING_APPROVAL:
+            time.sleep(0.1)
+        assert app.pipelines.get(pid).state is State.PENDING_APPROVAL
+        assert thread.is_alive(), "the worker died with its connections"
+    finally:
+        w.request_stop()
+        thread.join(timeout=30)
+        app.close()
+    assert not thread.is_alive()
