@@ -18,16 +18,15 @@ postgresql://postgres@127.0.0.1:5432/postgres), dropped afterwards; skipped when
 from __future__ import annotations
 
 import datetime as dt
-import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-PG_ADMIN = os.environ.get("AGENTIC_PIPELINE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+from bench import _pg
+
 NOW = dt.datetime(2027, 1, 1, tzinfo=dt.timezone.utc)
 ACTIONS = ["APPROVED"] * 6 + ["REJECTED"] * 2 + ["BATCH_APPROVED", "BATCH_QUEUED", "BATCH_REJECTED",
                                                   "PRIORITY_CHANGED", "STUCK_RECOVERED", "ROLLED_BACK", "RETRIED"]
@@ -241,31 +240,16 @@ def bench_engine(engine: str, url: str, n: int) -> list[dict]:
         app.close()
 
 
-def _pg_database():
-    import psycopg
-
-    name = f"ap_bench_audit_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return admin, name, f"{base}/{name}"
-
-
 def run(quick: bool = False, sqlite_only: bool = False) -> list[dict]:
     n = 100_000 if quick else 1_000_000
     with tempfile.TemporaryDirectory() as tmp:
         results = bench_engine("sqlite", f"sqlite:///{Path(tmp) / 'audit.db'}", n)
     if sqlite_only:
         return results
-    try:
-        admin, name, url = _pg_database()
-    except Exception as exc:  # noqa: BLE001 - no server: report and carry on
-        return results + [{"name": "postgresql", "value": 0, "unit": "skipped", "note": str(exc)[:120]}]
-    try:
-        results += bench_engine("postgresql", url, n)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with _pg.throwaway_database("audit") as db:
+        if db is None:
+            return results + _pg.unavailable(_pg.last_error, "postgresql")
+        results += bench_engine("postgresql", db.sqlalchemy_url, n)
     return results
 
 

@@ -14,19 +14,18 @@ on a throwaway database at postgresql://postgres@127.0.0.1:5432/ dropped afterwa
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from bench import _pg
 
 MATCHING = 10_000
 TARGET_SECONDS = 1.0
 DESIGN_SECONDS_PER_BOOK = 0.01  # "under 1 s per 100 books"
-PG_ADMIN = os.environ.get("AGENTIC_PIPELINE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 STATES = ("detected", "hashing", "pending_approval", "approved", "complete", "failed", "needs_retry")
 TYPES = ("technical_tutorial", "technical_reference", "literature", "narrative_nonfiction", "unknown")
 # (operation, book_type of its group, state of its group, extra args)
@@ -165,20 +164,10 @@ def sqlite_rows(n: int) -> list[dict]:
 
 
 def pg_rows(n: int) -> list[dict]:
-    try:
-        import psycopg
-
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=5)
-    except Exception as exc:  # noqa: BLE001
-        return [{"name": "PostgreSQL", "value": None, "unit": "", "note": f"skipped: {exc}"}]
-    name = f"ap_bench_batch_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = "postgresql+psycopg" + PG_ADMIN.rsplit("/", 1)[0][len("postgresql"):] + f"/{name}"
-        return bench_engine(url, "PostgreSQL", n)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with _pg.throwaway_database("batch") as db:
+        if db is None:
+            return _pg.unavailable(_pg.last_error)
+        return bench_engine(db.sqlalchemy_url, "PostgreSQL", n)
 
 
 def queue_rows(files: int = 1000) -> list[dict]:

@@ -14,14 +14,14 @@ Targets (the issue): cache <= 20 ms, fresh <= 200 ms, stuck detection <= 100 ms,
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 import random
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+
+from bench import _pg
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 6, 1, tzinfo=UTC)
@@ -102,7 +102,7 @@ H_COLS = ("id", "pipeline_id", "from_state", "to_state", "at", "duration_seconds
 def load_sqlite(path: Path, n: int) -> int:
     import sqlite3
 
-    from agentic_pipeline.db import migrations, schema
+    from agentic_pipeline.db import migrations
     from agentic_pipeline.db.engine import Database
 
     db = Database(f"sqlite:///{path}")
@@ -247,8 +247,6 @@ def _naive(app):
 
 def _append_history(app, n: int) -> None:
     """10k new transitions since the full build: hashing -> classifying moves on finished books' ids."""
-    import sqlalchemy as sa
-
     from agentic_pipeline.db.schema import pipeline_state_history as hist
 
     at = app.clock.now()
@@ -275,24 +273,13 @@ def run(quick: bool = False, sqlite_only: bool = False) -> list[dict]:
 
 
 def _postgres(n: int) -> list[dict]:
-    import psycopg
-
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    name = f"ap_bench_health_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=5) as con:
-            con.execute(f'CREATE DATABASE "{name}"')
-    except Exception as exc:  # noqa: BLE001
-        return [{"name": "PostgreSQL", "value": 0, "unit": "skipped", "note": str(exc).splitlines()[0]}]
-    try:
-        url = admin.rsplit("/", 1)[0] + "/" + name
+    with _pg.throwaway_database("health") as db:
+        if db is None:
+            return _pg.unavailable(_pg.last_error)
         t = time.perf_counter()
-        rows = load_postgres(url, n)
+        rows = load_postgres(db.url, n)
         print(f"postgresql: loaded {n:,} pipelines, {rows:,} history rows in {time.perf_counter() - t:.0f}s", file=sys.stderr)
-        return measure(url, "PostgreSQL", n, rows)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as con:
-            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        return measure(db.url, "PostgreSQL", n, rows)
 
 
 if __name__ == "__main__":

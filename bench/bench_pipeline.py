@@ -22,15 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "src"))
+from agentic_pipeline import config, errors
+from agentic_pipeline.app import App
+from agentic_pipeline.db import migrations
+from agentic_pipeline.db.engine import Database
+from agentic_pipeline.pipeline.states import NEXT_ON_SUCCESS, State
 
-from agentic_pipeline import config  # noqa: E402
-from agentic_pipeline.app import App  # noqa: E402
-from agentic_pipeline.db import migrations  # noqa: E402
-from agentic_pipeline.db.engine import Database  # noqa: E402
-from agentic_pipeline.pipeline.states import NEXT_ON_SUCCESS, State  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 SAMPLES = REPO / "samples" / "books"
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -211,8 +209,8 @@ def end_to_end(url: str, folder: Path, embedder: str) -> tuple[int, float, dict[
     for path in files:
         try:
             ids.append(queueing.queue_file(app, path, actor="human:bench")["id"])
-        except Exception:  # noqa: BLE001 - unreadable files are not books
-            pass
+        except errors.PipelineError as exc:  # unreadable or unsupported: not a book to time
+            print(f"skipped {path.name}: {exc}", file=sys.stderr)
     autonomy.enable(app, "partial", actor="human:bench", threshold=0.01, daily_cap=100_000)
     start = time.perf_counter()
     worker.process.warm(app)

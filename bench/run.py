@@ -15,7 +15,6 @@ import datetime as dt
 import importlib
 import os
 import platform
-import shlex
 import sys
 import traceback
 from pathlib import Path

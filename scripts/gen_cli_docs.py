@@ -5,15 +5,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from agentic_pipeline.cli import COMMANDS, cli
 
-from agentic_pipeline.cli import COMMANDS, cli  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 HEADER = """# CLI reference
 

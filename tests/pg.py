@@ -22,10 +22,12 @@ def _connect_admin():
 
 def server_available() -> str | None:
     """None when the server answers, else why not."""
+    import psycopg
+
     try:
         with _connect_admin():
             return None
-    except Exception as exc:  # noqa: BLE001
+    except psycopg.OperationalError as exc:
         return f"PostgreSQL not reachable at {ADMIN_URL}: {exc}"
 
 
