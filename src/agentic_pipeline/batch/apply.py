@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
-from agentic_pipeline.db import batch_store
+from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.pipeline.states import State
 
 
@@ -72,7 +72,7 @@ def apply_decision(conn, ctx, planned: Sequence[dict[str, Any]], to: State, acti
                                 reason=reason, before_state=docs(("before", r["state"]), lambda: {"state": r["state"]}),
                                 after_state=after(r), filter_used=ctx.filter_used, confidence_at_decision=r.get("confidence"))
                for r in ready if r["id"] in moved]
-    batch_store.append_audit_many(conn, entries, ctx.now)
+    audit_store.append_bulk(conn, entries, ctx.now)
     return ChunkResult(sorted(moved), skipped)
 
 
@@ -112,7 +112,7 @@ def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
                                     "priority": r["priority"], "base_priority": r["base_priority"],
                                     "aging_level": r["aging_level"]}))
                for r in todo if r["id"] in moved]
-    batch_store.append_audit_many(conn, entries, ctx.now)
+    audit_store.append_bulk(conn, entries, ctx.now)
     return ChunkResult(sorted(moved), skipped)
 
 

@@ -4,15 +4,14 @@
 "fetch rows, then filter in Python"). The change primitives work on a chunk of ids at once:
 ``lock_rows`` reads the chunk (row locks on PostgreSQL; SQLite's write transaction is exclusive),
 ``transition_many`` is ``PipelineStore.transition`` for many rows (compare-and-set on the expected
-state, ``RETURNING id``, bulk history insert), ``update_many`` the same for non-state columns,
-``append_audit_many`` the audit rows of a chunk. A chunk's ids travel as ONE parameter
+state, ``RETURNING id``, bulk history insert), ``update_many`` the same for non-state columns
+(the chunk's audit rows go through ``audit_store.append_bulk``, which owns the chain head). A chunk's ids travel as ONE parameter
 (``json_each`` on SQLite, an array on PostgreSQL), not as thousands of placeholders.
 
 Speed notes (10,000 of 1,000,000 rows, bench/bench_batch.py): every column named in an UPDATE's
 SET moves the row in each index holding that column, so the lease columns are only cleared when
-some row has a lease; the history and audit rows go through the driver's executemany on SQLite
-(no per-row SQLAlchemy parameter processing); the audit hash chain is computed once per row
-with each distinct JSON document encoded once.
+some row has a lease; the history rows go through the driver's executemany on SQLite (no per-row
+SQLAlchemy parameter processing).
 """
 
 from __future__ import annotations
@@ -24,10 +23,6 @@ from typing import Any, Iterable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from agentic_pipeline.audit import chain
-from agentic_pipeline.db import audit_store
-from agentic_pipeline.db.schema import approval_audit as audit
-from agentic_pipeline.db.schema import pipeline_state_history as history
 from agentic_pipeline.db.schema import processing_pipelines as pp
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
@@ -258,55 +253,3 @@ def delete_library_books(conn: sa.Connection, pipeline_ids: Sequence[int]) -> di
     conn.execute(chapters.delete().where(chapters.c.book_id.in_(list(owners))))
     conn.execute(books.delete().where(books.c.id.in_(list(owners))))
     return out
-
-
-# ----------------------------------------------------------------- audit rows in bulk
-_AUDIT_COLUMNS = ("id", "book_id", "pipeline_id", "action", "actor", "reason", "before_state", "after_state",
-                  "filter_used", "confidence_at_decision", "performed_at", "prev_hash", "entry_hash")
-_AUDIT_SQL = f"INSERT INTO approval_audit ({', '.join(_AUDIT_COLUMNS)}) VALUES ({', '.join('?' * len(_AUDIT_COLUMNS))})"
-_LAST_AUDIT = sa.select(audit.c.id, audit.c.entry_hash).order_by(audit.c.id.desc()).limit(1)
-
-
-def append_audit_many(conn: sa.Connection, entries: Sequence[chain.AuditEntry], now: dt.datetime) -> int:
-    """Append ``entries`` to the audit chain in ``conn``'s transaction; the same rows as ``audit_store.append``.
-
-    SQLite: one read of the chain head (the write transaction serialises appends), then per entry
-    only its scalar head and one SHA-256 (each distinct JSON document object is encoded once:
-    batch entries share them), then one driver executemany. PostgreSQL: ``audit_store.append_many``
-    (it keeps the chain head row). Returns the number of rows written.
-    """
-    if not entries:
-        return 0
-    if conn.dialect.name != "sqlite":
-        return len(audit_store.append_many(conn, list(entries), now))
-    last = conn.execute(_LAST_AUDIT).first()
-    next_id, prev = (last.id + 1, last.entry_hash) if last else (1, chain.GENESIS)
-    performed_at, key = chain.truncate_to_millis(now), chain.audit_key()
-    millis, when, texts = chain.to_millis(performed_at), performed_at.timestamp(), _TextMemo()
-    rows = []
-    for offset, e in enumerate(entries):
-        docs = (texts(e.before_state), texts(e.after_state), texts(e.filter_used))
-        action = str(e.action)
-        head = chain.payload_head(next_id + offset, e.book_id, e.pipeline_id, action, e.actor, e.reason,
-                                  e.confidence_at_decision, millis, prev)
-        entry_hash = chain.digest(f"{head},{docs[0]},{docs[1]},{docs[2]}]", key)
-        rows.append((next_id + offset, e.book_id, e.pipeline_id, action, e.actor, e.reason,
-                     *(None if t == "null" else t for t in docs), e.confidence_at_decision, when, prev, entry_hash))
-        prev = entry_hash
-    conn.exec_driver_sql(_AUDIT_SQL, rows)
-    return len(rows)
-
-
-class _TextMemo:
-    """Canonical JSON text per document object (kept alive by the entries, so ``id`` is stable)."""
-
-    def __init__(self) -> None:
-        self._texts: dict[int, str] = {}
-
-    def __call__(self, doc: Any) -> str:
-        if doc is None:
-            return "null"
-        text = self._texts.get(id(doc))
-        if text is None:
-            text = self._texts[id(doc)] = chain.canonical(doc)
-        return text
