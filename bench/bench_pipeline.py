@@ -71,18 +71,35 @@ def _noop(state):
 class RoundTrips:
     """Count what one engine sends: statements, plus BEGIN and COMMIT per transaction on PostgreSQL.
 
-    psycopg 3 sends BEGIN as its own round trip before a transaction's first statement; SQLite's
-    BEGIN is a statement here already (``_on_begin``) and its "round trips" are in-process calls.
+    psycopg 3 sends BEGIN as its own round trip before a transaction's first statement; a
+    statement run alone (``Database.one_statement``: autocommit) is one round trip and no commit.
+    The audit append runs on the raw driver connection (``audit_store._pg_append``) and is counted
+    by wrapping it. SQLite's BEGIN is a statement here already (``_on_begin``) and its "round
+    trips" are in-process calls. ``close()`` undoes the wrapping.
     """
 
     def __init__(self, *apps) -> None:
         from sqlalchemy import event
+
+        from agentic_pipeline.db import audit_store
 
         self.statements = self.commits = 0
         self.postgres = apps[0].db.is_postgres
         for app in apps:
             event.listen(app.db.engine, "before_cursor_execute", self._statement)
             event.listen(app.db.engine, "commit", self._commit)
+        self._raw = audit_store._pg_append
+
+        def counted(conn, params):
+            self.statements += 1
+            return self._raw(conn, params)
+
+        audit_store._pg_append = counted
+
+    def close(self) -> None:
+        from agentic_pipeline.db import audit_store
+
+        audit_store._pg_append = self._raw
 
     def _statement(self, *_args) -> None:
         self.statements += 1
@@ -150,8 +167,11 @@ def overhead_ms(url: str, books: int) -> tuple[float, float, dict[str, float]]:
                 prev = to
         bare = (time.perf_counter() - start) * 1000 / books
         counter = RoundTrips(app, human)
-        for i in range(5):
-            one_book(books + i)
+        try:
+            for i in range(5):
+                one_book(books + i)
+        finally:
+            counter.close()
         counts = {"commits": counter.commits / 5, "statements": counter.statements / 5,
                   "round_trips": counter.total() / 5}
         assert human.pipelines.count_by_state() == {"complete": 2 * (books + WARMUP) + 5}

@@ -51,3 +51,15 @@ def test_a_malformed_row_reads_as_supervised():
     cfg = policy.config_from_row({"mode": "partial", "thresholds": {"partial": 0.97}, "daily_cap": 3,
                                   "escape_hatch_at": None})
     assert (cfg.mode, cfg.partial_threshold, cfg.daily_cap, cfg.escape_hatch) == ("partial", 0.97, 3, False)
+
+
+@pytest.mark.parametrize("cfg, expected", [
+    (policy.Config(), False),
+    (policy.Config(mode="partial", escape_hatch=True), False),
+    (PARTIAL, True),
+    (CONFIDENT, True),
+])
+def test_may_approve_any_is_false_exactly_when_every_book_is_refused(cfg, expected):
+    assert policy.may_approve_any(cfg) is expected
+    if not expected:  # the shortcut never hides a yes: decide refuses the best possible book too
+        assert not decide(cfg, confidence=1.0).approve

@@ -69,6 +69,8 @@ def test_each_transition_writes_one_history_row_with_time_spent(app, clock):
     rows = app.pipelines.history(p.id)
     assert [(r["from_state"], r["to_state"]) for r in rows] == [
         (None, "detected"), ("detected", "hashing"), ("hashing", "classifying")]
+    assert [r["actor"] for r in rows] == [ACTOR, "system:worker", "system:worker"]
+    assert rows[0]["at"] == p.created_at and rows[0]["duration_seconds"] is None
     assert rows[1]["duration_seconds"] == pytest.approx(5.0, abs=1e-3)
     assert rows[2]["duration_seconds"] == pytest.approx(2.5, abs=1e-3)
     assert app.pipelines.get(p.id).state_entered_at == clock.now()
@@ -146,6 +148,47 @@ def test_heartbeat_extends_and_release_frees_the_lease(app, clock):
     assert app.pipelines.claim_next("x", lease_seconds=30) is None
     assert app.pipelines.release(p.id, "w")
     assert app.pipelines.claim_next("x", lease_seconds=30).id == p.id
+
+
+def test_a_beat_that_says_seen_also_refreshes_the_worker_row(app, clock):
+    from agentic_pipeline.db import workers_store
+
+    with app.db.write() as conn:
+        workers_store.register(conn, "w", host="h", pid=1, now=clock.now())
+        workers_store.register(conn, "x", host="h", pid=2, now=clock.now())
+    p = app.pipelines.create(source_path="/b.epub", actor=ACTOR)
+    app.pipelines.claim_next("w", lease_seconds=30)
+    clock.advance(20)
+    expires = app.pipelines.heartbeat(p.id, "w", lease_seconds=30, seen=True)
+    assert app.pipelines.get(p.id).lease_expires_at == expires == clock.now() + dt.timedelta(seconds=30)
+    with app.db.read() as conn:
+        assert workers_store.get(conn, "w")["last_seen"] == clock.now()
+    clock.advance(5)
+    with pytest.raises(errors.LeaseLost):
+        app.pipelines.heartbeat(p.id, "x", lease_seconds=30, seen=True)
+    assert app.pipelines.get(p.id).lease_expires_at == expires  # the lease is untouched by the refused beat
+
+
+def test_one_statement_is_its_own_transaction(app):
+    """PostgreSQL: autocommit (visible to others at once, no BEGIN/COMMIT); SQLite: a write transaction."""
+    count = sa.select(sa.func.count()).select_from(processing_pipelines)
+    now = app.clock.now()
+    with app.db.one_statement() as conn:
+        conn.execute(processing_pipelines.insert().values(source_path="/one", state="detected", priority=5,
+                                                          base_priority=5, created_at=now, updated_at=now,
+                                                          state_entered_at=now, queued_at=now))
+        with app.db.read() as other:
+            seen = other.execute(count).scalar()
+        assert seen == (1 if app.db.is_postgres else 0)
+    with app.db.one_statement(write=False) as conn:
+        assert conn.execute(count).scalar() == 1
+    with pytest.raises(errors.StoreError):  # a refused statement leaves nothing behind, and the error is ours
+        with app.db.one_statement() as conn:
+            conn.execute(processing_pipelines.insert().values(source_path="/two", state="detected", priority=11,
+                                                              base_priority=5, created_at=now, updated_at=now,
+                                                              state_entered_at=now, queued_at=now))
+    with app.db.read() as conn:
+        assert conn.execute(count).scalar() == 1
 
 
 def test_terminal_and_pending_books_are_never_claimed(app):

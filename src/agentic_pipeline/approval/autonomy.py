@@ -109,6 +109,17 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
             "escape_hatch": at is not None}
 
 
+def may_auto_approve(app) -> bool:
+    """Whether the policy in force could approve any book now (one read; False in the default supervised mode).
+
+    A worker asks before making a book pending: when False, the move alone is its whole commit.
+    Stale by the time it returns, but only towards failing closed: a book made pending just as
+    autonomy was enabled waits for a human, as one made pending a moment earlier would.
+    """
+    with app.db.one_statement(write=False) as conn:
+        return policy.may_approve_any(policy.config_from_row(autonomy_store.get_config(conn)))
+
+
 def maybe_auto_approve(app, pipeline_id: int, *, conn=None, pipeline=None) -> dict[str, Any]:
     """Approve a PENDING_APPROVAL book as ``auto:high_confidence`` if the policy allows; else say why not.
 
@@ -123,8 +134,9 @@ def maybe_auto_approve(app, pipeline_id: int, *, conn=None, pipeline=None) -> di
     p = pipeline if pipeline is not None else app.pipelines.get(pipeline_id, conn=conn)
     if p.state is not State.PENDING_APPROVAL:
         return {"approved": False, "reason": f"not pending ({p.state.value})"}
-    if cfg.mode == policy.SUPERVISED and not cfg.escape_hatch:  # the default: no need to count today's approvals
-        return {"approved": False, "reason": policy.SUPERVISED, "threshold": None}
+    if not policy.may_approve_any(cfg):  # the default (supervised): no need to count today's approvals
+        return {"approved": False, "reason": policy.ESCAPE_HATCH if cfg.escape_hatch else policy.SUPERVISED,
+                "threshold": None}
     validation = p.row.get("validation_result") or {}
     decision = policy.decide(cfg, book_type=p.row.get("book_type"), confidence=p.row.get("confidence"),
                              validation_passed=validation.get("passed"),

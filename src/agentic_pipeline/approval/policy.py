@@ -50,6 +50,11 @@ class Decision:
     threshold: float | None = None
 
 
+def may_approve_any(config: Config) -> bool:
+    """False when ``decide`` refuses every book whatever it is (escape hatch, supervised): no need to look closer."""
+    return not config.escape_hatch and config.mode != "supervised"
+
+
 def decide(config: Config, *, book_type: str | None, confidence: Any, validation_passed: Any,
            approvals_today: int) -> Decision:
     """Approve automatically only when every check passes; otherwise the first reason it does not."""

@@ -21,6 +21,7 @@ from agentic_pipeline.db import audit_store, library_store, schema, workers_stor
 from agentic_pipeline.db.engine import Database
 from agentic_pipeline.db.schema import pipeline_state_history as history
 from agentic_pipeline.db.schema import processing_pipelines as pp
+from agentic_pipeline.db.schema import workers
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
 
@@ -60,7 +61,7 @@ def _one_statement_transition(columns: tuple[str, ...], owned: bool, vectors: bo
     (COMPLETE; ``library_store.count_without_vectors`` in the compare-and-set). ``counted``: also
     add one to worker ``b_counter``'s ``completed_count`` when the row moved (a CTE).
     """
-    from agentic_pipeline.db.schema import chunks, workers
+    from agentic_pipeline.db.schema import chunks
 
     key = (columns, owned, vectors, counted)
     stmt = _ONE_STATEMENT.get(key)
@@ -148,8 +149,6 @@ def _claim_enter_statement():
     history detail); a working state (an expired lease) stays where it was. No row: nothing to
     claim, and the worker row still says idle with a fresh ``last_seen``.
     """
-    from agentic_pipeline.db.schema import workers
-
     now = sa.bindparam("b_now", type_=_TS)
     free = sa.or_(pp.c.lease_owner.is_(None), pp.c.lease_expires_at < now)
     due = sa.or_(pp.c.state != State.NEEDS_RETRY.value, pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now)
@@ -183,6 +182,28 @@ _CLAIM_ENTER_PG = _claim_enter_statement()
 _HEARTBEAT = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.lease_owner == sa.bindparam("b_owner"),
                                 pp.c.lease_expires_at >= sa.bindparam("b_now", type_=_TS))
               .values(lease_expires_at=sa.bindparam("b_expires", type_=_TS), last_heartbeat=sa.bindparam("b_now")))
+_HEARTBEAT_SEEN_PG = _HEARTBEAT.add_cte(
+    workers.update().where(workers.c.id == sa.bindparam("b_owner")).values(last_seen=sa.bindparam("b_now"))
+    .cte("w"))
+
+
+def _create_statement():
+    """PostgreSQL: insert a DETECTED pipeline and its first history row in one statement (``create``)."""
+    now = sa.bindparam("b_now", type_=_TS)
+    priority = sa.bindparam("b_priority", type_=pp.c.priority.type)
+    new = (pp.insert().values(source_path=sa.bindparam("b_path", type_=pp.c.source_path.type),
+                              content_hash=sa.bindparam("b_hash", type_=pp.c.content_hash.type),
+                              state=State.DETECTED.value, priority=priority, base_priority=priority, created_at=now,
+                              updated_at=now, state_entered_at=now, queued_at=now,
+                              title=sa.bindparam("b_title", type_=pp.c.title.type))
+           .returning(*pp.c).cte("n"))
+    row = sa.select(new.c.id, sa.null(), sa.literal(State.DETECTED.value, history.c.to_state.type), now, sa.null(),
+                    sa.bindparam("b_actor", type_=history.c.actor.type), sa.null())
+    written = history.insert().from_select(_HISTORY_COLUMNS, row).cte("h")
+    return sa.select(*[new.c[c.name] for c in pp.c]).add_cte(written)
+
+
+_CREATE_PG = _create_statement()
 _RELEASE = (pp.update().where(pp.c.id == sa.bindparam("b_pid"), pp.c.lease_owner == sa.bindparam("b_owner"))
             .values(lease_owner=None, lease_expires_at=None))
 
@@ -263,6 +284,12 @@ class PipelineStore:
                title: str | None = None, conn: sa.Connection | None = None) -> Pipeline:
         """Queue a new pipeline in DETECTED, with its first history row."""
         validate_priority(priority)
+        if conn is None and self.db.is_postgres:  # row and history in one statement, its own transaction
+            now = self.clock.now()
+            with self.db.one_statement() as c:
+                row = c.execute(_CREATE_PG, {"b_path": source_path, "b_hash": content_hash, "b_priority": priority,
+                                             "b_now": now, "b_title": title, "b_actor": actor}).one()
+            return Pipeline.from_row(row)
         if conn is None:
             with self.db.write() as c:
                 return self.create(source_path=source_path, actor=actor, content_hash=content_hash,
@@ -304,7 +331,14 @@ class PipelineStore:
             raise errors.InvalidTransition(f"cannot move a pipeline from {expect.value} to {to.value}",
                                            src=expect, dst=to)
         if conn is None:
-            with self.db.write() as c:
+            if self.db.is_postgres and audit is None:  # the one statement alone, without BEGIN/COMMIT round trips
+                now = self.clock.now()
+                with self.db.one_statement() as c:
+                    row = self._transition_pg(c, pipeline_id, to, expect, actor, owner, detail,
+                                              self._values(to, now, updates), now, vectors, counted)
+                if row is not None:
+                    return Pipeline.from_row(row)
+            with self.db.write() as c:  # SQLite, an audit entry, or nothing matched (the checked path says why)
                 return self._transition(c, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot,
                                         vectors, counted)
         return self._transition(conn, pipeline_id, to, expect, actor, owner, detail, updates, audit, snapshot,
@@ -443,12 +477,16 @@ class PipelineStore:
         return Pipeline.from_row(row) if row is not None else None
 
     def claim_and_enter(self, worker_id: str, *, lease_seconds: float, actor: str,
-                        conn: sa.Connection) -> Pipeline | None:
+                        conn: sa.Connection | None = None) -> Pipeline | None:
         """PostgreSQL only: ``claim_next``, the stage entry and the worker row in one statement.
 
         See ``_claim_enter_statement``; the same result as ``claim_next`` followed by
-        ``process.enter`` and ``workers_store.touch(current=...)`` in one transaction.
+        ``process.enter`` and ``workers_store.touch(current=...)`` in one transaction. Without
+        ``conn`` the statement is its own transaction (one round trip).
         """
+        if conn is None:
+            with self.db.one_statement() as c:
+                return self.claim_and_enter(worker_id, lease_seconds=lease_seconds, actor=actor, conn=c)
         now = self.clock.now()
         row = conn.execute(_CLAIM_ENTER_PG, {"b_now": now, "b_owner": worker_id, "b_actor": actor,
                                              "b_expires": now + dt.timedelta(seconds=lease_seconds),
@@ -456,15 +494,24 @@ class PipelineStore:
         return Pipeline.from_row(row) if row is not None else None
 
     def heartbeat(self, pipeline_id: int, worker_id: str, *, lease_seconds: float,
-                  conn: sa.Connection | None = None) -> dt.datetime:
-        """Extend the lease; ``LeaseLost`` when this worker no longer holds it."""
+                  conn: sa.Connection | None = None, seen: bool = False) -> dt.datetime:
+        """Extend the lease; ``LeaseLost`` when this worker no longer holds it.
+
+        ``seen``: also refresh the worker's ``last_seen`` (the heartbeat thread's beat), in the
+        same transaction; on PostgreSQL both are one statement (one round trip without ``conn``).
+        """
         if conn is None:
-            with self.db.write() as c:
-                return self.heartbeat(pipeline_id, worker_id, lease_seconds=lease_seconds, conn=c)
+            with (self.db.one_statement() if self.db.is_postgres else self.db.write()) as c:
+                return self.heartbeat(pipeline_id, worker_id, lease_seconds=lease_seconds, conn=c, seen=seen)
         now = self.clock.now()
         expires = now + dt.timedelta(seconds=lease_seconds)
-        done = conn.execute(_HEARTBEAT, {"b_pid": pipeline_id, "b_owner": worker_id, "b_now": now,
-                                         "b_expires": expires}).rowcount
+        params = {"b_pid": pipeline_id, "b_owner": worker_id, "b_now": now, "b_expires": expires}
+        if seen and conn.dialect.name == "postgresql":
+            done = conn.execute(_HEARTBEAT_SEEN_PG, params).rowcount
+        else:
+            done = conn.execute(_HEARTBEAT, params).rowcount
+            if seen:
+                workers_store.touch(conn, worker_id, now=now)
         if not done:
             raise errors.LeaseLost(f"worker {worker_id} lost the lease on pipeline {pipeline_id}", pipeline_id=pipeline_id)
         return expires

@@ -14,7 +14,6 @@ import threading
 from typing import Iterator
 
 from agentic_pipeline import errors
-from agentic_pipeline.db import workers_store
 
 
 class Heartbeat:
@@ -66,8 +65,6 @@ class Heartbeat:
                 continue  # the database blinked; the lease has slack for a missed beat
 
     def beat(self, pipeline_id: int) -> None:
+        """Extend the lease and refresh the worker's ``last_seen``: one transaction (one statement on PostgreSQL)."""
         app = self.app
-        with app.db.write() as conn:
-            workers_store.relax_commit(conn)
-            app.pipelines.heartbeat(pipeline_id, self.worker_id, lease_seconds=app.settings.lease_seconds, conn=conn)
-            workers_store.touch(conn, self.worker_id, now=app.clock.now())
+        app.pipelines.heartbeat(pipeline_id, self.worker_id, lease_seconds=app.settings.lease_seconds, seen=True)

@@ -81,10 +81,10 @@ def claim(app, worker_id: str):
 
     None when there is nothing to do (the worker row then says idle, with a fresh ``last_seen``).
     """
+    if app.db.is_postgres:  # one statement for all three, its own transaction: one round trip
+        return app.pipelines.claim_and_enter(worker_id, lease_seconds=app.settings.lease_seconds,
+                                             actor=worker_actor(worker_id))
     with progress(app) as conn:
-        if conn.dialect.name == "postgresql":  # one statement (one round trip) for all three
-            return app.pipelines.claim_and_enter(worker_id, lease_seconds=app.settings.lease_seconds,
-                                                 actor=worker_actor(worker_id), conn=conn)
         p = app.pipelines.claim_next(worker_id, lease_seconds=app.settings.lease_seconds, conn=conn)
         if p is not None:
             p = enter(app, p, worker_id, conn=conn)
@@ -151,11 +151,23 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
     """Write the outcome's library rows and move the pipeline, in one transaction.
 
     A book reaching PENDING_APPROVAL meets the autonomy policy in that same transaction (it
-    may leave APPROVED); a COMPLETE one counts towards the worker's ``completed_count``.
+    may leave APPROVED); a COMPLETE one counts towards the worker's ``completed_count``. An
+    outcome that writes nothing but the move goes to ``transition`` on its own (on PostgreSQL
+    one autocommitted statement: the stages that only classify or choose cost one round trip).
     """
     updates = dict(outcome.updates)
     if outcome.to is State.COMPLETE or outcome.to is State.PENDING_APPROVAL:
         updates.update(error=None, retry_stage=None, next_attempt_at=None)
+    complete = outcome.to is State.COMPLETE
+    vectors = (p.row.get("book_id"), app.embedder.name) if complete else None
+    # a book becoming pending meets the autonomy policy in the move's transaction; on PostgreSQL a
+    # one-row read first spares the transaction when the policy approves nothing (supervised, the default)
+    alone = outcome.to is not State.PENDING_APPROVAL or (app.db.is_postgres and not _may_auto_approve(app))
+    if alone and outcome.library is None and not outcome.delete_library and outcome.audit is None:
+        # the move is all there is to write: the repository makes it one statement (one round trip) on PostgreSQL
+        return app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
+                                        owner=worker_id, detail=outcome.detail, updates=updates, snapshot=p,
+                                        vectors=vectors, counted=worker_id if complete else None)
     with progress(app) as conn:
         if outcome.library is not None:
             lib = outcome.library
@@ -166,20 +178,24 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
             library_store.delete_book(conn, p.id)
             updates["book_id"] = None
         # COMPLETE: every chunk has a vector, and the worker's completed_count goes up, in the transition itself
-        complete = outcome.to is State.COMPLETE
         audit = outcome.audit
         if audit is not None and audit.book_id is None:
             audit = chain.AuditEntry(**{**audit.__dict__, "book_id": p.row.get("book_id")})
         moved = app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
                                          owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn,
-                                         snapshot=p, vectors=(p.row.get("book_id"), app.embedder.name) if complete else None,
-                                         counted=worker_id if complete else None)
+                                         snapshot=p, vectors=vectors, counted=worker_id if complete else None)
         if moved.state is State.PENDING_APPROVAL:
             from agentic_pipeline.approval import autonomy
 
             if autonomy.maybe_auto_approve(app, moved.id, conn=conn, pipeline=moved)["approved"]:
                 moved = app.pipelines.get(moved.id, conn=conn)
         return moved
+
+
+def _may_auto_approve(app) -> bool:
+    from agentic_pipeline.approval import autonomy
+
+    return autonomy.may_auto_approve(app)
 
 
 def fail(app, p, exc: BaseException, worker_id: str):
