@@ -182,11 +182,23 @@ def test_one_statement_is_its_own_transaction(app):
         assert seen == (1 if app.db.is_postgres else 0)
     with app.db.one_statement(write=False) as conn:
         assert conn.execute(count).scalar() == 1
+        raw = conn.connection.dbapi_connection
+    if app.db.is_postgres:
+        assert raw.autocommit is False  # reset when the connection went back to the pool
     with pytest.raises(errors.StoreError):  # a refused statement leaves nothing behind, and the error is ours
         with app.db.one_statement() as conn:
             conn.execute(processing_pipelines.insert().values(source_path="/two", state="detected", priority=11,
                                                               base_priority=5, created_at=now, updated_at=now,
                                                               state_entered_at=now, queued_at=now))
+    with app.db.read() as conn:
+        assert conn.execute(count).scalar() == 1
+    # the pooled connection goes back transactional: a rolled-back write() leaves nothing
+    with pytest.raises(ZeroDivisionError):
+        with app.db.write() as conn:
+            conn.execute(processing_pipelines.insert().values(source_path="/three", state="detected", priority=5,
+                                                              base_priority=5, created_at=now, updated_at=now,
+                                                              state_entered_at=now, queued_at=now))
+            1 / 0
     with app.db.read() as conn:
         assert conn.execute(count).scalar() == 1
 
