@@ -84,3 +84,14 @@ def test_html_layout_is_canonical_and_counts_like_split(pieces):
 def test_source_word_count_is_the_word_count_of_the_text(name):
     book = extract(BOOKS / name)
     assert book.source_word_count == text_stats.count_words("\n\n".join(c.text for c in book.chapters))
+
+
+def test_pre_keeps_its_layout_while_the_prose_around_it_is_laid_out():
+    doc = ("<html><body><p>Run   this\n  first:</p>"
+           "<pre class='src'>\n<span class=\"kw\">def</span> <span class=\"fn\">f</span>(x):\r\n"
+           "    <span class=\"kw\">return</span>  x\n\n\n\n    # done\n</pre>"
+           "<p>Then\tthis.<br/>And that.</p><pre>a  b</pre>tail</body></html>").encode()
+    got = html.to_text(doc)
+    assert got.text == ("Run this first:\n\ndef f(x):\n    return  x\n\n    # done\n\nThen this.\nAnd that."
+                        "\n\na  b\n\ntail")
+    assert got.words == len(got.text.split())

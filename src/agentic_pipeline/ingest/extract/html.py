@@ -24,8 +24,8 @@ from agentic_pipeline.ingest import text_stats
 MARK = "\ue000"
 _PARA = "\u2029"
 _LINE = "\u2028"
-# inside <pre>, spaces and line ends hide behind private-use stand-ins while whitespace collapses
-_PRE_SPACE, _PRE_LINE = "\ue001", "\ue002"
+# private-use marks put just inside <pre> and just before </pre>: the text between them keeps its layout
+_CODE_IN, _CODE_OUT = "\ue001", "\ue002"
 
 # matches only the "</" of a block's end tag, so the mark goes in with a plain (fast) replacement
 _BLOCK_END = re.compile(
@@ -34,8 +34,8 @@ _BLOCK_END = re.compile(
 )
 _BLOCK_MARK = _PARA.encode() + b"</"
 _BR = re.compile(rb"<br\b[^>]*>", re.IGNORECASE)
-_PRE = re.compile(rb"<pre\b.*?</pre\s*>", re.IGNORECASE | re.DOTALL)
-_TEXT_RUN = re.compile(rb">[^<]+")
+_PRE_OPEN = re.compile(rb"<pre\b[^>]*>", re.IGNORECASE)
+_PRE_CLOSE = re.compile(rb"</pre\s*>", re.IGNORECASE)
 # the start tags that need work when present: one pass finds which ones are
 _SPECIAL_TAG = re.compile(rb"<(pre|br|script|style|template|noscript|h[1-3])\b", re.IGNORECASE)
 _NON_TEXT = frozenset({b"script", b"style", b"template", b"noscript"})
@@ -141,7 +141,8 @@ def to_text(markup: bytes | str, *, heading: bool = True) -> Text:
         data = data.translate(None, _CONTROL_BYTES)
     present = {tag.lower() for tag in _SPECIAL_TAG.findall(data)}
     if b"pre" in present:
-        data = _PRE.sub(_keep_pre_layout, data)
+        data = _PRE_OPEN.sub(rb"\g<0>" + _CODE_IN.encode(), data)
+        data = _PRE_CLOSE.sub(_CODE_OUT.encode() + rb"\g<0>", data)
     if b"br" in present:
         data = _BR.sub(_LINE.encode(), data)
     tree = LexborHTMLParser(_BLOCK_END.sub(_BLOCK_MARK, data))
@@ -154,10 +155,12 @@ def to_text(markup: bytes | str, *, heading: bool = True) -> Text:
     if root is None:
         return Text("", "", 0)
     title = _first_heading(tree) if heading and not present.isdisjoint(_HEADING_TAGS) else ""
-    text, words = _layout(root.text(deep=True, separator="", strip=False))
-    exact = b"pre" in present or unusual.translate(None, _CONTROL_BYTES)
+    raw = root.text(deep=True, separator="", strip=False)
     if b"pre" in present:
-        text = _MANY_LINES.sub("\n\n", text.replace(_PRE_SPACE, " ").replace(_PRE_LINE, "\n"))
+        text, words = _layout_with_code(raw), 0
+    else:
+        text, words = _layout(raw)
+    exact = b"pre" in present or unusual.translate(None, _CONTROL_BYTES)
     if "\u00ad" in text:  # soft hyphens (&shy;) only hint where a word may break
         text = text.replace("\u00ad", "")
     if exact:  # the cheap count assumes laid-out spacing, which <pre>, cut marks and CJK do not have
@@ -170,10 +173,23 @@ def _first_heading(tree: LexborHTMLParser) -> str:
     return _WS.sub(" ", heading.text(deep=True)).strip() if heading is not None else ""
 
 
-def _keep_pre_layout(match: re.Match[bytes]) -> bytes:
-    """Inside <pre>, protect line breaks and spaces of the text (not of the tags) from collapsing."""
-    space, line = _PRE_SPACE.encode(), _PRE_LINE.encode()
-    return _TEXT_RUN.sub(lambda t: t.group(0).replace(b"\r\n", b"\n").replace(b"\n", line).replace(b" ", space), match.group(0))
+def _layout_with_code(raw: str) -> str:
+    """``_layout`` for the prose; the text of each ``<pre>`` kept as written, set off by blank lines.
+
+    ``raw`` carries ``_CODE_IN``/``_CODE_OUT`` around each ``<pre>``'s text (``to_text``): a few
+    string operations per block instead of one per text run inside it (highlighted code has a
+    tag around every token). Line ends in code become "\\n"; blank lines at its ends go; more
+    than one blank line in a row becomes one, as in the prose.
+    """
+    prose, *blocks = raw.split(_CODE_IN)
+    parts = [_layout(prose)[0]]
+    for block in blocks:
+        code, closed, after = block.partition(_CODE_OUT)
+        code = code.replace("\r\n", "\n").replace("\r", "\n").replace(_LINE, "\n").replace(_PARA, "\n")
+        parts.append(code.strip("\n").rstrip())
+        if closed:
+            parts.append(_layout(after.replace(_CODE_OUT, ""))[0])
+    return _MANY_LINES.sub("\n\n", "\n\n".join(p for p in parts if p))
 
 
 class _Runs:
