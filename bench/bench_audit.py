@@ -247,8 +247,8 @@ def run(quick: bool = False, sqlite_only: bool = False) -> list[dict]:
     if sqlite_only:
         return results
     with _pg.throwaway_database("audit") as db:
-        if db is None:
-            return results + _pg.unavailable(_pg.last_error, "postgresql")
+        if not db:
+            return results + _pg.unavailable(db.reason, "postgresql")
         results += bench_engine("postgresql", db.sqlalchemy_url, n)
     return results
 

@@ -165,8 +165,8 @@ def sqlite_rows(n: int) -> list[dict]:
 
 def pg_rows(n: int) -> list[dict]:
     with _pg.throwaway_database("batch") as db:
-        if db is None:
-            return _pg.unavailable(_pg.last_error)
+        if not db:
+            return _pg.unavailable(db.reason)
         return bench_engine(db.sqlalchemy_url, "PostgreSQL", n)
 
 

@@ -274,8 +274,8 @@ def run(quick: bool = False, sqlite_only: bool = False) -> list[dict]:
 
 def _postgres(n: int) -> list[dict]:
     with _pg.throwaway_database("health") as db:
-        if db is None:
-            return _pg.unavailable(_pg.last_error)
+        if not db:
+            return _pg.unavailable(db.reason)
         t = time.perf_counter()
         rows = load_postgres(db.url, n)
         print(f"postgresql: loaded {n:,} pipelines, {rows:,} history rows in {time.perf_counter() - t:.0f}s", file=sys.stderr)
