@@ -95,3 +95,9 @@ def test_pre_keeps_its_layout_while_the_prose_around_it_is_laid_out():
     assert got.text == ("Run this first:\n\ndef f(x):\n    return  x\n\n    # done\n\nThen this.\nAnd that."
                         "\n\na  b\n\ntail")
     assert got.words == len(got.text.split())
+
+
+@given(st.lists(st.sampled_from(["猫", "リ", "한", "word", "x.", " ", "\n", "\u3000", "é", "2.1", "\u00a0"]), max_size=40))
+def test_count_words_counts_each_cjk_character_and_each_other_run(pieces):
+    text = "".join(pieces)
+    assert text_stats.count_words(text) == len(text_stats._WORD.findall(text))

@@ -156,14 +156,11 @@ def to_text(markup: bytes | str, *, heading: bool = True) -> Text:
         return Text("", "", 0)
     title = _first_heading(tree) if heading and not present.isdisjoint(_HEADING_TAGS) else ""
     raw = root.text(deep=True, separator="", strip=False)
-    if b"pre" in present:
-        text, words = _layout_with_code(raw), 0
-    else:
-        text, words = _layout(raw)
-    exact = b"pre" in present or unusual.translate(None, _CONTROL_BYTES)
+    text, words = _layout_with_code(raw) if b"pre" in present else _layout(raw)
+    exact = unusual.translate(None, _CONTROL_BYTES)
     if "\u00ad" in text:  # soft hyphens (&shy;) only hint where a word may break
         text = text.replace("\u00ad", "")
-    if exact:  # the cheap count assumes laid-out spacing, which <pre>, cut marks and CJK do not have
+    if exact:  # the cheap count assumes space-separated words, which cut marks and CJK are not
         words = text_stats.count_words(text.replace(MARK, ""))
     return Text(text, title, words)
 
@@ -173,23 +170,29 @@ def _first_heading(tree: LexborHTMLParser) -> str:
     return _WS.sub(" ", heading.text(deep=True)).strip() if heading is not None else ""
 
 
-def _layout_with_code(raw: str) -> str:
+def _layout_with_code(raw: str) -> tuple[str, int]:
     """``_layout`` for the prose; the text of each ``<pre>`` kept as written, set off by blank lines.
 
     ``raw`` carries ``_CODE_IN``/``_CODE_OUT`` around each ``<pre>``'s text (``to_text``): a few
     string operations per block instead of one per text run inside it (highlighted code has a
     tag around every token). Line ends in code become "\\n"; blank lines at its ends go; more
-    than one blank line in a row becomes one, as in the prose.
+    than one blank line in a row becomes one, as in the prose. The word count adds the prose's
+    and each block's whitespace-separated words.
     """
     prose, *blocks = raw.split(_CODE_IN)
-    parts = [_layout(prose)[0]]
+    text, words = _layout(prose)
+    parts = [text]
     for block in blocks:
         code, closed, after = block.partition(_CODE_OUT)
         code = code.replace("\r\n", "\n").replace("\r", "\n").replace(_LINE, "\n").replace(_PARA, "\n")
-        parts.append(code.strip("\n").rstrip())
+        code = _MANY_LINES.sub("\n\n", code.strip("\n").rstrip())
+        parts.append(code)
+        words += len(code.split())
         if closed:
-            parts.append(_layout(after.replace(_CODE_OUT, ""))[0])
-    return _MANY_LINES.sub("\n\n", "\n\n".join(p for p in parts if p))
+            text, count = _layout(after.replace(_CODE_OUT, ""))
+            parts.append(text)
+            words += count
+    return "\n\n".join(p for p in parts if p), words
 
 
 class _Runs:
