@@ -25,9 +25,10 @@ nav/NCX titles 3; the garbage sample 2; joins and chapter assembly 3. Every full
 the text in Python costs 2-20 ms against a 12 ms parse, so paragraph breaks, exact word
 counts and TOC titles cannot fit in 10 %; the PDF side, where pdfium's layout dominates,
 does (~1.05-1.08x). ``bench_html_text`` measures that floor over the corpus's 729 XHTML documents:
-against bare ``body.text()``, our laid-out text costs 4.4x, the obvious Python split/join 3.6x, and
-the fastest native converter that keeps paragraphs, Resiliparse (C++ over the same lexbor), 2.7x;
-html-to-markdown (Rust) 6.8x and html2text-rs 7.3x. Nothing installable comes within 10 %.
+against bare ``body.text()``, our laid-out text costs ~4.5x, the obvious Python split/join ~3.7x
+(without <br>, <pre>, headings or control-character cleanup), and the fastest native converter
+that keeps paragraphs, Resiliparse (C++ over the same lexbor), ~2.7-3.0x; html-to-markdown (Rust)
+~7-8x and html2text-rs ~7-8x (two recorded runs). Nothing installable comes within 10 %.
 """
 
 from __future__ import annotations
