@@ -85,6 +85,23 @@ class Database:
         with translate_errors(), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
+    def checkpoint(self) -> dict[str, int] | None:
+        """SQLite: copy what the WAL holds into the database file without waiting for anyone (PASSIVE).
+
+        Returns SQLite's answer (``busy``, ``wal_pages``, ``checkpointed``), or None on PostgreSQL,
+        which checkpoints by itself. Commits that deferred their checkpoint (``defer_wal_checkpoint``)
+        leave the copy to the next writer; the maintenance task that calls this does it first, off
+        every request path. PASSIVE never blocks readers or writers: pages a reader still needs stay
+        in the WAL for the next run.
+        """
+        if not self.is_sqlite:
+            return None
+        self._after_fork()
+        with translate_errors(), self.engine.connect() as conn:
+            # outside any transaction (the driver connection is in autocommit: isolation_level=None)
+            busy, log, done = conn.connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return {"busy": busy, "wal_pages": log, "checkpointed": done}
+
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -23,6 +23,7 @@ TASKS: tuple[tuple[str, str, float | None], ...] = (
     ("refresh_stats", "agentic_pipeline.health.tasks:refresh_stats", 60.0),
     ("priority_aging", "agentic_pipeline.queue.aging:run_aging_task", 3600.0),
     ("audit_retention", "agentic_pipeline.audit.retention:run_retention_task", 86400.0),
+    ("checkpoint_wal", "agentic_pipeline.health.tasks:checkpoint_wal", 30.0),
 )
 #: how long a task's runner holds the row before another worker may take over
 TASK_LEASE_SECONDS = 600.0
