@@ -82,3 +82,20 @@ def test_bad_database_url_is_one_line(capsys):
     assert run(cli, ["--db", "mysql://nope", "status", "1"]) == 1
     err = capsys.readouterr().err
     assert "unsupported database URL" in err and "Traceback" not in err
+
+
+def test_an_empty_search_says_what_search_cannot_see_yet(tmp_path, capsys):
+    from agentic_pipeline.cli.library import _why_nothing
+
+    db = str(tmp_path / "x.db")
+    assert run(cli, ["--db", db, "init"]) == 0
+    capsys.readouterr()
+    assert run(cli, ["--db", db, "search", "whale"]) == 0
+    assert "library is empty" in capsys.readouterr().out
+    assert run(cli, ["--db", db, "search", "whale", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    hint = _why_nothing({"complete": 1, "pending_approval": 3, "approved": 1, "embedding": 1, "detected": 2})
+    assert hint == ("1 book is searchable (search covers completed books); 3 await approval (`agentic-pipeline "
+                    "pending`); 2 are approved and wait for a worker to embed them; 2 are still being processed "
+                    "or queued.")
+    assert _why_nothing({"complete": 4, "rejected": 2}) == ""

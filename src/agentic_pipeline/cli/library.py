@@ -20,12 +20,16 @@ def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) 
     """
     from agentic_pipeline.library import search
 
-    results = search.search(obj.app(), query, book_id=book_id, limit=limit)
+    app = obj.app()
+    results = search.search(app, query, book_id=book_id, limit=limit)
 
     def human(rows):
         out = console()
         if not rows:
             out.print(f"No results for {query!r}.")
+            hint = _why_nothing(app.pipelines.count_by_state())
+            if hint:
+                out.print(f"[dim]{hint}[/]")
             return
         for i, r in enumerate(rows, 1):
             out.print(f"[bold]{i}. {r['book_title'] or 'book ' + str(r['book_id'])}[/] — {r['chapter_title']} "
@@ -33,6 +37,20 @@ def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) 
             out.print(f"   {r['snippet']}")
 
     emit(results, as_json, human)
+
+
+def _why_nothing(by_state: dict[str, int]) -> str:
+    """Say what search cannot see yet, when that may be why it found nothing."""
+    searchable = by_state.get("complete", 0)
+    waiting = {"await approval (`agentic-pipeline pending`)": by_state.get("pending_approval", 0),
+               "are approved and wait for a worker to embed them": by_state.get("approved", 0) + by_state.get("embedding", 0),
+               "are still being processed or queued": sum(by_state.get(s, 0) for s in (
+                   "detected", "hashing", "classifying", "selecting_strategy", "processing", "validating", "needs_retry"))}
+    parts = [f"{n} {what}" for what, n in waiting.items() if n]
+    if not parts:
+        return "" if searchable else "The library is empty: queue books with `agentic-pipeline process` or `batch-queue`."
+    book = "book is" if searchable == 1 else "books are"
+    return f"{searchable} {book} searchable (search covers completed books); " + "; ".join(parts) + "."
 
 
 @click.command("strategies")
