@@ -1,9 +1,10 @@
 """The MCP batch tools: preview first, act only with the preview's confirmation token.
 
 Every batch tool runs ``batch.operations``: with ``execute=false`` it returns the plan (every
-matching book and the change) and a confirmation token bound to the operation, the filter, the
-change and the exact set of ids; with ``execute=true`` and that token, ``execute_confirmed``
-re-plans and applies only if the token still matches, else refuses with the fresh preview.
+matching book and the change) and a confirmation token this server issued for it
+(``batch.confirmations``: random, single use, 10 minutes); with ``execute=true`` and that token,
+``execute_confirmed`` re-plans and applies only if the token is good and was issued for exactly the
+books that match now, else refuses with a fresh preview and a new token.
 ``batch_queue_folder`` only adds new pipelines (duplicates are skipped), so it acts at once,
 but only on a folder under the allowed roots.
 """
@@ -16,7 +17,7 @@ from mcp.server.mcpserver import Context
 from pydantic import Field
 
 from agentic_pipeline.batch.filters import BOOK_TYPES
-from agentic_pipeline.mcp_server import actor_of, allowed_folder, call, roots_of, state_of
+from agentic_pipeline.mcp_server import actor_of, allowed_folder, call, confirmations_of, roots_of, state_of
 from agentic_pipeline.mcp_tools import Priority, Reason, Result, ToolSpec, write_annotations
 
 BookType = Literal[BOOK_TYPES]  # type: ignore[valid-type]
@@ -42,17 +43,19 @@ def run_batch_tool(ctx: Context, operation: str, filter_args: dict[str, Any], *,
     from agentic_pipeline.batch import operations as batch
 
     actor = actor_of(ctx)
+    confirmations = confirmations_of(ctx)
 
     def run(app) -> Result:
         filt = batch.make_filter(**filter_args)
         if not execute:
-            plan = batch.plan_batch(app, operation, filt, **change)
-            return {"executed": False, "preview": plan.to_dict(), "confirmation_token": plan.token,
+            shown = batch.preview(app, operation, filt, confirmations, **change)
+            return {"executed": False, "preview": shown, "confirmation_token": shown["confirmation_token"],
                     "next_step": NEXT_STEP}
         if not confirmation:
             raise errors.InputError("execute=true needs the confirmation token: call this tool with execute=false "
                                     "first, show the preview to the user, then pass its confirmation_token")
-        return batch.execute_confirmed(app, operation, filt, confirmation, actor=actor, **change)
+        return batch.execute_confirmed(app, operation, filt, confirmation, confirmations=confirmations, actor=actor,
+                                       **change)
 
     return call(ctx, run)
 

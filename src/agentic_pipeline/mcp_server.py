@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from agentic_pipeline import config, errors
+from agentic_pipeline.batch.confirmations import Confirmations
 
 SERVER_NAME = "agentic-pipeline"
 INSTRUCTIONS = (
@@ -35,8 +36,7 @@ NEXT_STEP: tuple[tuple[type[errors.PipelineError], str], ...] = (
     (errors.PathNotAllowed, "use a path inside an allowed root, or tell the user"),
     (errors.InputError, "fix the argument and call the tool again"),
     (errors.NotFound, "check the id: list_pending_approvals, get_stuck_pipelines or get_audit_log show valid ids"),
-    (errors.StaleConfirmation, "the matching books changed: review the fresh preview, then call again with its "
-                               "confirmation token"),
+    (errors.StaleConfirmation, "show the fresh preview to the user, then call again with its confirmation token"),
     (errors.MaxCountExceeded, "narrow the filter or raise max_count, then preview again"),
     (errors.PolicyDenied, "this action is not allowed by the current policy; tell the user"),
     (errors.Conflict, "the book changed meanwhile: call get_pipeline_status and decide again"),
@@ -53,6 +53,8 @@ class ServerState:
     settings: config.Settings
     app: Any = None
     error: errors.PipelineError | None = None
+    #: the batch confirmation tokens this server issued
+    confirmations: Confirmations = dataclasses.field(default_factory=Confirmations)
 
 
 def create_server(settings: config.Settings | None = None):
@@ -123,6 +125,11 @@ def error_text(exc: errors.PipelineError) -> str:
 
 def state_of(ctx) -> ServerState:
     return ctx.request_context.lifespan_context
+
+
+def confirmations_of(ctx) -> Confirmations:
+    """The batch confirmation tokens this server issued (``batch.confirmations``)."""
+    return state_of(ctx).confirmations
 
 
 def actor_of(ctx) -> str:

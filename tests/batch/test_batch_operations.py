@@ -148,19 +148,33 @@ def test_a_book_that_changed_since_the_plan_is_skipped_with_the_reason(app, cloc
     assert [a["pipeline_id"] for a in rows.audit_rows(app, "APPROVED")] == [ids[0], ids[2], ids[3]]
 
 
-def test_confirmation_token_binds_the_exact_set(app, clock):
+def test_confirmation_binds_the_exact_set_and_is_issued_once(app, clock):
+    from agentic_pipeline.batch.confirmations import Confirmations
+
+    confirmations = Confirmations()
     rows.insert(app, [rows.row(clock.now(), i) for i in range(3)])
     f = make_filter(book_type="textbook")
     plan = batch.plan_batch(app, "reject", f, reason="duplicates")
-    assert batch.plan_batch(app, "reject", f, reason="duplicates").token == plan.token
-    assert batch.plan_batch(app, "reject", f, reason="other").token != plan.token
+    assert batch.plan_batch(app, "reject", f, reason="duplicates").digest == plan.digest
+    assert batch.plan_batch(app, "reject", f, reason="other").digest != plan.digest
+    shown = batch.preview(app, "reject", f, confirmations, reason="duplicates")
+    assert shown["matched"] == 3 and shown["confirmation_token"] != plan.digest
+    # the digest itself is not a token: it can be computed without asking for a preview
+    with pytest.raises(errors.StaleConfirmation, match="not issued by this server"):
+        batch.execute_confirmed(app, "reject", f, plan.digest, confirmations=confirmations, actor=ACTOR,
+                                reason="duplicates")
     rows.insert(app, [rows.row(clock.now(), 9)])
-    with pytest.raises(errors.StaleConfirmation) as info:
-        batch.execute_confirmed(app, "reject", f, plan.token, actor=ACTOR, reason="duplicates")
+    with pytest.raises(errors.StaleConfirmation, match="changed") as info:
+        batch.execute_confirmed(app, "reject", f, shown["confirmation_token"], confirmations=confirmations,
+                                actor=ACTOR, reason="duplicates")
     assert info.value.preview["matched"] == 4 and rows.audit_rows(app) == []
     fresh = info.value.preview["confirmation_token"]
-    done = batch.execute_confirmed(app, "reject", f, fresh, actor=ACTOR, reason="duplicates")
+    done = batch.execute_confirmed(app, "reject", f, fresh, confirmations=confirmations, actor=ACTOR,
+                                   reason="duplicates")
     assert done["result"]["applied"] == 4
+    with pytest.raises(errors.StaleConfirmation, match="already used"):  # single use
+        batch.execute_confirmed(app, "reject", f, fresh, confirmations=confirmations, actor=ACTOR,
+                                reason="duplicates")
 
 
 def test_batch_retry_requeues_failed_rejected_and_makes_waiting_ones_due(app, clock):

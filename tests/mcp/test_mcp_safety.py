@@ -65,6 +65,9 @@ def test_batch_needs_preview_then_the_exact_token(client, safety_root, queued):
         assert client.ok("get_pipeline_status", pipeline_id=pid)["priority"] == (2 if path.endswith(".epub") else 5)
     log = client.ok("get_audit_log", action="BATCH_PRIORITY_CHANGED")
     assert log["entries"][0]["actor"] == f"mcp:{CLIENT_NAME}"
+    # a token works once: replaying it (the same books still match) changes nothing more
+    assert "already used" in client.error("batch_set_priority", **args, execute=True, confirmation=new_token)
+    assert len(client.ok("get_audit_log", action="BATCH_PRIORITY_CHANGED")["entries"]) == 1
 
 
 @pytest.mark.parametrize("tool", ["batch_queue_folder", "process_book"])

@@ -1,8 +1,9 @@
 """Batch operations by filter: plan (what would change), then apply exactly that plan.
 
 ``plan_batch`` is the dry run and the first half of every execution: the CLI prints it without
-``--execute`` and applies it with; the MCP server returns it with its confirmation token and
-``execute_confirmed`` applies only if a fresh plan still has the same token. More matches than
+``--execute`` and applies it with; the MCP server returns it with a confirmation token it issued
+(``batch.confirmations``) and ``execute_confirmed`` applies only if that token is good and a fresh
+plan still has the digest it was issued for. More matches than
 ``max_count`` is a refusal (``MaxCountExceeded``), never a truncation.
 
 ``apply_plan`` works in chunks of ``CHUNK_SIZE`` ids, one write transaction per chunk, compare-and-set
@@ -64,7 +65,7 @@ class BatchPlan:
     max_count: int
     rows: list[dict[str, Any]]
     planned_at: dt.datetime
-    token: str
+    digest: str
 
     @property
     def matched(self) -> int:
@@ -77,7 +78,7 @@ class BatchPlan:
     def to_dict(self) -> dict[str, Any]:
         return {"operation": self.operation, "would": OPERATIONS[self.operation].verb, "change": self.change,
                 "filter": self.filter.to_dict(), "max_count": self.max_count, "matched": self.matched,
-                "rows": self.rows, "confirmation_token": self.token, "planned_at": self.planned_at}
+                "rows": self.rows, "planned_at": self.planned_at}
 
 
 def plan_batch(app, operation: str, filt: BatchFilter, **change: Any) -> BatchPlan:
@@ -93,8 +94,8 @@ def plan_batch(app, operation: str, filt: BatchFilter, **change: Any) -> BatchPl
     for row in rows:
         row["age_seconds"] = round((now - row["created_at"]).total_seconds(), 3)
         row["title"] = row["title"] or row["source_path"].rsplit("/", 1)[-1]
-    token = confirmation_token(op.name, filt, [r["id"] for r in rows], change)
-    return BatchPlan(op.name, filt, change, max_count, rows, now, token)
+    digest = plan_digest(op.name, filt, [r["id"] for r in rows], change)
+    return BatchPlan(op.name, filt, change, max_count, rows, now, digest)
 
 
 def apply_plan(app, plan: BatchPlan, *, actor: str | None = None, chunk_size: int = CHUNK_SIZE) -> dict[str, Any]:
@@ -151,23 +152,34 @@ def batch_priority(app, filt: BatchFilter, priority: int, *, actor: str | None =
     return run_batch(app, "priority", filt, execute=execute, actor=actor, priority=priority)
 
 
-def confirmation_token(operation: str, filt: BatchFilter, ids: list[int], change: dict[str, Any]) -> str:
-    """Binds a confirmation to the operation, the filter, the change and the exact set of matching ids."""
+def plan_digest(operation: str, filt: BatchFilter, ids: list[int], change: dict[str, Any]) -> str:
+    """What a confirmation is bound to: the operation, the filter, the change and the exact set of matching ids."""
     doc = {"operation": operation, "filter": filt.criteria(), "ids": sorted(ids), "change": change}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()[:32]
 
 
-def execute_confirmed(app, operation: str, filt: BatchFilter, token: str, *, actor: str | None = None,
-                      **change: Any) -> dict[str, Any]:
-    """The MCP second step: re-plan; apply only when the matches are still exactly what was confirmed.
+def preview(app, operation: str, filt: BatchFilter, confirmations, **change: Any) -> dict[str, Any]:
+    """The MCP first step: the plan, with a confirmation token ``confirmations`` issued for exactly it."""
+    plan = plan_batch(app, operation, filt, **change)
+    return {**plan.to_dict(), "confirmation_token": confirmations.issue(plan.digest, app.clock.now())}
 
-    Raises ``StaleConfirmation`` (with the fresh preview in ``.preview``) when anything changed.
+
+def execute_confirmed(app, operation: str, filt: BatchFilter, token: str, *, confirmations,
+                      actor: str | None = None, **change: Any) -> dict[str, Any]:
+    """The MCP second step: re-plan; apply only with a good token issued for exactly these matches.
+
+    ``confirmations``: the issuing server's ``batch.confirmations.Confirmations``; the token is
+    spent either way. Raises ``StaleConfirmation`` (unknown, used, expired, or the matches
+    changed) with a fresh preview and its new token in ``.preview``.
     """
     plan = plan_batch(app, operation, filt, **change)
-    if plan.token != token:
-        raise errors.StaleConfirmation(
-            f"the books matching this filter changed since the preview ({plan.matched} match now); nothing was changed",
-            hint="review the new preview and confirm with its token", preview=plan.to_dict())
+    now = app.clock.now()
+    try:
+        confirmations.redeem(token, plan.digest, now)
+    except errors.StaleConfirmation as exc:
+        fresh = {**plan.to_dict(), "confirmation_token": confirmations.issue(plan.digest, now)}
+        raise errors.StaleConfirmation(f"{exc} ({plan.matched} books match now)",
+                                       hint="review the new preview and confirm with its token", preview=fresh) from None
     return {"plan": plan.to_dict(), "executed": True, "result": apply_plan(app, plan, actor=actor)}
 
 
