@@ -56,11 +56,16 @@ def recover_stuck_pipeline(
     action: Annotated[Literal["retry", "reject", "reset"], Field(description=(
         "retry: due for a retry now, resuming at the stage it was in; reject: give up on it (it stays "
         "rejected until retried); reset: start it over from the beginning."))] = "retry",
+    reason: Annotated[str | None, Field(max_length=1000, description=(
+        "Why; required for reject and reset (kept in the audit trail)."))] = None,
 ) -> Result:
-    """Recover one stuck book (a working state or waiting for a retry) by hand; audited as STUCK_RECOVERED."""
+    """Recover one stuck book (a working state or waiting for a retry) by hand; audited as STUCK_RECOVERED.
+
+    Refused for a book that is not stuck while its worker holds a live lease (it is being worked on).
+    """
     from agentic_pipeline.health import recovery
 
-    return call(ctx, recovery.recover_one, pipeline_id, action, actor=actor_of(ctx))
+    return call(ctx, recovery.recover_one, pipeline_id, action, actor=actor_of(ctx), reason=reason)
 
 
 # --- approvals ------------------------------------------------------------------------------------

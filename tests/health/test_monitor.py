@@ -156,11 +156,26 @@ def test_recovery_compare_and_set_loses_to_a_worker_that_moved_on(app, clock):
 def test_recover_one_by_hand(app, clock, action, state):
     pid, _ = start(app, n=1, to=S.HASHING)
     keep_alive(app, clock, pid, 5)
-    out = recovery.recover_one(app, pid, action, actor="human:alice")
+    if action != "retry":
+        with pytest.raises(errors.InputError, match="needs a reason"):
+            recovery.recover_one(app, pid, action, actor="human:alice")
+    out = recovery.recover_one(app, pid, action, actor="human:alice", reason="stuck on a bad mount")
     assert (out["to"], out["actor"], out["stuck_minutes"]) == (state.value, "human:alice", 5.0)
+    assert out["reason"] == f"recovered by hand: {action}: stuck on a bad mount"
     assert app.pipelines.get(pid).state is state
     with pytest.raises(errors.InputError):
         recovery.recover_one(app, pid, "explode", actor="human:alice")
+
+
+def test_a_book_on_time_under_a_live_lease_is_not_taken_by_hand_unless_forced(app, clock):
+    pid, _ = start(app, n=1, to=S.HASHING)
+    clock.advance(5)  # 5 s into HASHING: on time, lease live
+    with pytest.raises(errors.PolicyDenied, match="not stuck.*holds its lease"):
+        recovery.recover_one(app, pid, "reject", actor="human:alice", reason="looks stuck to me")
+    p = app.pipelines.get(pid)
+    assert p.state is S.HASHING and p.lease_owner == "w1" and p.auto_recovery_count == 0
+    out = recovery.recover_one(app, pid, "reset", actor="human:alice", reason="worker host is gone", force=True)
+    assert out["to"] == "detected" and app.pipelines.get(pid).lease_owner is None
 
 
 def test_status_shows_stuck_with_minutes_and_expected(app, clock):

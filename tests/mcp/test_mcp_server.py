@@ -82,7 +82,8 @@ def test_deciding_one_book_at_a_time(client, books):
     assert client.ok("retry_book", pipeline_id=news)["state"] == "needs_retry"
     moved = client.ok("set_pipeline_priority", pipeline_id=news, priority=1)
     assert moved["new"]["priority"] == 1 and moved["old"]["priority"] == 4
-    recovered = client.ok("recover_stuck_pipeline", pipeline_id=news, action="reset")
+    assert "needs a reason" in client.error("recover_stuck_pipeline", pipeline_id=news, action="reset")
+    recovered = client.ok("recover_stuck_pipeline", pipeline_id=news, action="reset", reason="start over")
     assert client.ok("get_pipeline_status", pipeline_id=news)["state"] == "detected", recovered
 
 

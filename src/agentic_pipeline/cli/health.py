@@ -94,15 +94,23 @@ def _minutes(seconds) -> str:
 @click.option("--reset", "reset_id", type=int, metavar="ID", help="Recover this one book by hand.")
 @click.option("--action", type=click.Choice(["retry", "reject", "reset"]), default="retry", show_default=True,
               help="With --reset: retry (NEEDS_RETRY now), reject, or reset (back to DETECTED).")
+@click.option("--reason", help="With --reset: why (required for --action reject and reset; kept in the audit trail).")
+@click.option("--force", is_flag=True,
+              help="With --reset: recover even a book that is not stuck and whose worker still holds a live lease.")
 @actor_option
 @click.pass_obj
-def stuck_cmd(obj, as_json: bool, recover: bool, reset_id: int | None, action: str, actor: str) -> None:
-    """List stuck books; recover them by the rules (--recover) or one by one (--reset ID)."""
+def stuck_cmd(obj, as_json: bool, recover: bool, reset_id: int | None, action: str, reason: str | None, force: bool,
+              actor: str) -> None:
+    """List stuck books; recover them by the rules (--recover) or one by one (--reset ID).
+
+    A book recovered by hand must be stuck, or have no live lease: a book a worker is on, on time,
+    is refused unless --force.
+    """
     from agentic_pipeline.health import monitor, recovery
 
     app = obj.app()
     if reset_id is not None:
-        data = recovery.recover_one(app, reset_id, action, actor=actor)
+        data = recovery.recover_one(app, reset_id, action, actor=actor, reason=reason, force=force)
         emit(data, as_json, lambda d: click.echo(f"Pipeline {d['id']}: {d['from']} -> {d['to']} ({d['action']}, "
                                                   f"stuck {d['stuck_minutes']:.0f} min) by {d['actor']}"))
     elif recover:

@@ -71,13 +71,22 @@ def recover_stuck(app, *, actor: str = actions.SYSTEM_HEALTH) -> dict[str, Any]:
     return out
 
 
-def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str) -> dict[str, Any]:
-    """Recover one book by hand: ``retry`` (NEEDS_RETRY now), ``reject`` or ``reset`` (back to DETECTED)."""
+def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str, reason: str | None = None,
+                force: bool = False) -> dict[str, Any]:
+    """Recover one book by hand: ``retry`` (NEEDS_RETRY now), ``reject`` or ``reset`` (back to DETECTED).
+
+    ``reject`` and ``reset`` need a ``reason`` (kept in the audit entry). A book that is not stuck
+    while a worker holds a live lease on it is refused unless ``force``: recovering it would take
+    work away from a worker that is alive and on time (``force`` is for a worker known to be gone).
+    """
     from agentic_pipeline.db import health_store
 
     actions.validate_actor(actor)
     if action not in ACTIONS:
         raise errors.InputError(f"unknown recovery action {action!r}; use one of {', '.join(ACTIONS)}")
+    reason = (reason or "").strip() or None
+    if action != "retry" and reason is None:
+        raise errors.InputError(f"recovering a book by hand with {action} needs a reason (--reason)")
     now = app.clock.now()
     with app.db.read() as conn:
         row = health_store.candidate(conn, pipeline_id)
@@ -90,10 +99,19 @@ def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str) -> 
     from agentic_pipeline.health import monitor
 
     limits = monitor.current_thresholds(app)
-    book = stuck_detector.check(row, limits, now) or stuck_detector._stuck(
-        row, limits.get(state.value) or stuck_detector._retry_threshold(row.get("retry_stage"), limits),
-        (now - row["state_entered_at"]).total_seconds(), "manual")
-    return _apply(app, book, action, actor, f"recovered by hand: {action}")
+    limit = limits.get(state.value) or stuck_detector._retry_threshold(row.get("retry_stage"), limits)
+    in_state = (now - row["state_entered_at"]).total_seconds()
+    book = stuck_detector.check(row, limits, now)
+    expires = row.get("lease_expires_at")
+    if book is None and row.get("lease_owner") is not None and expires is not None and expires >= now and not force:
+        raise errors.PolicyDenied(
+            f"pipeline {pipeline_id} is not stuck: {state.value} for {in_state / 60:.1f} min (stuck after "
+            f"{limit.limit_seconds / 60:.1f} min) and worker {row['lease_owner']} holds its lease until "
+            f"{expires:%Y-%m-%d %H:%M:%S} UTC; recovering it would take live work away",
+            hint="wait for it, or pass --force if that worker is really gone")
+    book = book or stuck_detector._stuck(row, limit, in_state, "manual")
+    note = f"recovered by hand: {action}" + (f": {reason}" if reason else "")
+    return _apply(app, book, action, actor, note)
 
 
 def _apply(app, book: stuck_detector.StuckBook, action: str, actor: str, reason: str) -> dict[str, Any]:
