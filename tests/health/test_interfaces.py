@@ -7,6 +7,7 @@ import os
 import pty
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -67,6 +68,51 @@ def test_http_health_is_503_when_critical(server):
         assert status == 200  # no disk check on PostgreSQL
 
 
+def test_http_head_other_methods_and_unexpected_errors(server, monkeypatch):
+    app, base = server
+    status, ctype, body = fetch(base + "/health", method="HEAD")
+    assert (status, ctype, body) == (200, "application/json", b"")
+    for method in ("TRACE", "PROPFIND", "OPTIONS"):
+        status, ctype, body = fetch(base + "/health", method=method)
+        assert (status, ctype) == (405, "application/json") and b"read-only" in body, method
+
+    def boom(_app):
+        raise RuntimeError("secret internals /etc/passwd")
+
+    monkeypatch.setattr(http, "health_response", boom)
+    status, ctype, body = fetch(base + "/health")
+    assert (status, ctype) == (500, "application/json")
+    assert b"internal error" in body and b"secret" not in body
+
+
+def _raw(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(b"GET /health HTTP/1.1\r\n")  # and never the rest of the request
+    return sock
+
+
+def test_http_drops_silent_clients_and_caps_connections(app, monkeypatch):
+    monkeypatch.setattr(http._Handler, "timeout", 0.5)
+    srv = http.make_server(app, "127.0.0.1", 0, max_connections=2)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    try:
+        slow = [_raw(port), _raw(port)]
+        time.sleep(0.1)
+        third = _raw(port)  # both slots taken by silent clients: refused at once, not queued
+        assert third.recv(1024).startswith(b"HTTP/1.1 503")
+        started = time.monotonic()
+        for sock in slow:  # each silent client is dropped (closed, no answer) after the timeout
+            assert sock.recv(1024) == b""
+        assert time.monotonic() - started < 3
+        time.sleep(0.2)
+        status, _, _ = fetch(f"http://127.0.0.1:{port}/health")  # the slots came back
+        assert status == 200
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def test_server_binds_loopback_by_default(app):
     srv = http.make_server(app, port=0)
     assert srv.server_address[0] == "127.0.0.1"
@@ -104,7 +150,8 @@ def test_cli_stuck_recover_and_reset(sqlite_url, clock):
     assert json.loads(listing.output)["stuck"][0]["reason"] == "orphaned"
     recovered = run_cli(sqlite_url, "stuck", "--recover", "--json")
     assert json.loads(recovered.output)["recovered"][0]["id"] == pid
-    reset = run_cli(sqlite_url, "stuck", "--reset", str(pid), "--action", "reject", "--actor", "human:bob")
+    reset = run_cli(sqlite_url, "stuck", "--reset", str(pid), "--action", "reject", "--actor", "human:bob",
+                    "--reason", "the source is a scan")
     assert reset.exit_code == 0 and "needs_retry -> rejected" in reset.output
     app.close()
 
