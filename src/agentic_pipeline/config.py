@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,11 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+def mask_password(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***`` (for messages)."""
+    return re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", url)
+
+
 def resolve_db_url(db: str, data_dir: Path) -> str:
     """Turn ``--db`` / ``AGENTIC_PIPELINE_DB`` into a SQLAlchemy URL.
 
@@ -117,7 +123,8 @@ def resolve_db_url(db: str, data_dir: Path) -> str:
     if db.startswith("sqlite:"):
         return db
     if "://" in db:
-        raise errors.ConfigError(f"unsupported database URL {db!r}: use a postgresql:// URL or a SQLite file path")
+        raise errors.ConfigError(f"unsupported database URL {mask_password(db)!r}: use a postgresql:// URL or a "
+                                 "SQLite file path")
     return f"sqlite:///{Path(db).expanduser().resolve()}"
 
 

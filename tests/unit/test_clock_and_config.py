@@ -54,3 +54,13 @@ def test_db_urls(given, expected, tmp_path):
     assert config.resolve_db_url("rel.db", tmp_path).startswith("sqlite:////")
     with pytest.raises(errors.ConfigError):
         config.resolve_db_url("mysql://x", tmp_path)
+
+
+@pytest.mark.parametrize("db", ["mysql://admin:hunter2@db.example/lib", "postgresql://admin:hunter2@db:abc/x"])
+def test_a_bad_database_url_is_a_config_error_that_never_shows_the_password(db, tmp_path):
+    from agentic_pipeline.db.engine import Database
+
+    with pytest.raises(errors.ConfigError) as info:
+        Database(config.resolve_db_url(db, tmp_path))
+    assert "hunter2" not in str(info.value) and "admin:***@" in str(info.value)
+    assert config.mask_password("postgresql://u@h/x") == "postgresql://u@h/x"

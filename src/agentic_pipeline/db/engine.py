@@ -113,12 +113,17 @@ class Database:
 
 
 def _create_engine(url: str, *, echo: bool) -> sa.Engine:
-    if url.startswith("sqlite"):
-        return _sqlite_engine(url, echo=echo)
-    if url.startswith("postgresql"):
-        return sa.create_engine(url, echo=echo, pool_pre_ping=False, pool_recycle=1800, pool_size=5,
-                                 max_overflow=10)
-    raise errors.ConfigError(f"unsupported database URL {url!r}")
+    from agentic_pipeline.config import mask_password
+
+    try:
+        if url.startswith("sqlite"):
+            return _sqlite_engine(url, echo=echo)
+        if url.startswith("postgresql"):
+            return sa.create_engine(url, echo=echo, pool_pre_ping=False, pool_recycle=1800, pool_size=5,
+                                     max_overflow=10)
+    except (ValueError, sa.exc.ArgumentError) as exc:  # a malformed URL (a port that is not a number...)
+        raise errors.ConfigError(f"invalid database URL {mask_password(url)!r}: {exc}".replace(url, "<url>")) from None
+    raise errors.ConfigError(f"unsupported database URL {mask_password(url)!r}")
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
