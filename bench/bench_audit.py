@@ -127,7 +127,7 @@ def _plan(app, filters: dict) -> str:
         f["since"] = app.clock.now() - dt.timedelta(days=f.pop("last_days"))
     if "action" in f:
         f["action"] = trail.validate_action(f["action"])
-    stmt = audit_store.query_statement(**f)
+    stmt = audit_store.query_statement(**f, dialect=app.db.dialect)
     with app.db.read() as conn:
         sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
         prefix = "EXPLAIN QUERY PLAN " if app.db.is_sqlite else "EXPLAIN "

@@ -22,7 +22,7 @@ from agentic_pipeline.mcp_tools import Priority, Reason, Result, ToolSpec, write
 
 BookType = Literal[BOOK_TYPES]  # type: ignore[valid-type]
 AnyBookType = Annotated[BookType | None, Field(description="Only books classified as this type (omit for any type).")]
-MaxCount = Annotated[int, Field(ge=1, le=10000, description=(
+MaxCount = Annotated[int, Field(ge=1, le=10000, strict=True, description=(
     "Refuse (change nothing) if more books than this match; narrow the filter or raise it knowingly."))]
 Execute = Annotated[bool, Field(description=(
     "false (default): only preview the matching books and get a confirmation token. true: act, which "

@@ -73,7 +73,7 @@ def recover_stuck_pipeline(
 def list_pending_approvals(
     ctx: Context,
     book_type: AnyBookType = None,
-    limit: Annotated[int, Field(ge=1, le=500, description="At most this many books, oldest first.")] = 50,
+    limit: Annotated[int, Field(ge=1, le=500, strict=True, description="At most this many books, oldest first.")] = 50,
 ) -> Result:
     """Books processed and validated, waiting for a decision: id, title, type, classification
     confidence, how long they have waited, chapters and chunks, and the validation summary.

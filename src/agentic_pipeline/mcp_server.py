@@ -181,7 +181,13 @@ def links_outside(folder: Path, roots: tuple[Path, ...], *, recursive: bool) -> 
     for dirpath, _dirs, files in os.walk(folder, followlinks=False):
         for name in files:
             file = Path(dirpath) / name
-            if file.is_symlink() and not any(file.resolve().is_relative_to(r) for r in real_roots):
+            if not file.is_symlink():
+                continue
+            try:
+                real = file.resolve()
+            except (RuntimeError, OSError):  # a symlink loop reads nothing: the walk reports it unreadable
+                continue
+            if not any(real.is_relative_to(r) for r in real_roots):
                 found.append(str(file))
         if not recursive:
             break
@@ -204,14 +210,24 @@ def resolve_under_roots(path: str, roots: tuple[Path, ...]) -> Path:
             "(or AGENTIC_PIPELINE_WATCH_DIR)")
     if not path or not str(path).strip():
         raise errors.InputError("the path is empty")
+    if "\x00" in str(path):
+        raise errors.InputError("the path contains a NUL character")
     real_roots = [Path(r).expanduser().resolve() for r in roots]
-    given = Path(str(path)).expanduser()
-    target = (given if given.is_absolute() else real_roots[0] / given).resolve()
+    given = Path(str(path))
+    if str(path).startswith("~"):  # only the user's own home: "~other" would name (and reveal) another account's
+        if not str(path).startswith(("~/", "~" + os.sep)) and str(path) != "~":
+            raise errors.PathNotAllowed(f"{path} is outside the allowed roots: {', '.join(map(str, real_roots))}")
+        given = given.expanduser()
+    try:
+        target = (given if given.is_absolute() else real_roots[0] / given).resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop, a name too long
+        raise errors.InputError(f"{path} cannot be resolved ({type(exc).__name__}: a symlink loop or a bad name)") \
+            from None
     if not any(target.is_relative_to(root) for root in real_roots):
-        raise errors.PathNotAllowed(
-            f"{path} resolves to {target}, outside the allowed roots: {', '.join(map(str, real_roots))}")
+        # the resolved target is not named: that would show where links outside the roots point
+        raise errors.PathNotAllowed(f"{path} is outside the allowed roots: {', '.join(map(str, real_roots))}")
     if not target.exists():
-        raise errors.InputError(f"{target} does not exist: check the path")
+        raise errors.InputError(f"{path} does not exist under the allowed roots: check the path")
     return target
 
 

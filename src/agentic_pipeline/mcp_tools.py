@@ -19,8 +19,11 @@ from agentic_pipeline.mcp_server import actor_of, allowed_path, call
 
 Result = dict[str, Any]
 
-PipelineId = Annotated[int, Field(ge=1, description="The pipeline id (as shown by other tools, e.g. 'id').")]
-Priority = Annotated[int, Field(ge=1, le=10, description="1 = most urgent, 5 = normal, 10 = backfill.")]
+#: the largest id a 64-bit column holds; strict: a JSON integer, not true or "3"
+MAX_ID = 2**63 - 1
+PipelineId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True,
+                                  description="The pipeline id (as shown by other tools, e.g. 'id').")]
+Priority = Annotated[int, Field(ge=1, le=10, strict=True, description="1 = most urgent, 5 = normal, 10 = backfill.")]
 Reason = Annotated[str, Field(min_length=1, max_length=1000,
                               description="Why, in a sentence; recorded in the audit trail.")]
 
@@ -98,13 +101,13 @@ def retry_book(pipeline_id: PipelineId, ctx: Context) -> Result:
 
 def get_audit_log(
     ctx: Context,
-    book_id: Annotated[int | None, Field(ge=1, description="Only entries about this library book id.")] = None,
+    book_id: Annotated[int | None, Field(ge=1, le=MAX_ID, strict=True, description="Only entries about this library book id.")] = None,
     actor: Annotated[str | None, Field(min_length=1, max_length=130, description=(
         "Only entries by this actor, exact or a glob: human:alice, mcp:*, batch:*, auto:*, system:*."))] = None,
     action: Annotated[Action | None, Field(description="Only entries of this action.")] = None,
-    pipeline_id: Annotated[int | None, Field(ge=1, description="Only entries about this pipeline id.")] = None,
+    pipeline_id: Annotated[int | None, Field(ge=1, le=MAX_ID, strict=True, description="Only entries about this pipeline id.")] = None,
     last_days: Annotated[float, Field(gt=0, le=3650, description="How many days back to look.")] = 7,
-    limit: Annotated[int, Field(ge=1, le=1000, description="At most this many entries, newest first.")] = 100,
+    limit: Annotated[int, Field(ge=1, le=1000, strict=True, description="At most this many entries, newest first.")] = 100,
 ) -> Result:
     """Who decided what, when and why: approvals, rejections, rollbacks, priority changes, batch
     operations, recoveries and autonomy changes, newest first.
@@ -135,7 +138,7 @@ def search_library(
     query: Annotated[str, Field(min_length=1, max_length=500,
                                 description="What to look for: words, a phrase, a function name or a question.")],
     ctx: Context,
-    limit: Annotated[int, Field(ge=1, le=100, description="How many passages to return, best first.")] = 10,
+    limit: Annotated[int, Field(ge=1, le=100, strict=True, description="How many passages to return, best first.")] = 10,
 ) -> Result:
     """Search the library of completed books (full text and meaning, fused).
 

@@ -173,7 +173,7 @@ def test_every_action_writes_exactly_one_entry(db_url, library, capsys, monkeypa
     assert pairs(rows) == {(Action.ESCAPE_HATCH.value, HUMAN): 1}
 
     # STUCK_RECOVERED by a human (CLI) and by the health monitor (maintenance task)
-    clock = FakeClock(dt.datetime.now(dt.timezone.utc))
+    clock = FakeClock(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=3))  # the CLI below runs on real time
     with open_app(url, clock) as app:
         stuck_ids = []
         for n in range(2):
@@ -183,11 +183,13 @@ def test_every_action_writes_exactly_one_entry(db_url, library, capsys, monkeypa
             stuck_ids.append(p.id)
     trail.new()
     clock.advance(hours=3)
-    cli_ok(capsys, *db, "stuck", "--reset", str(stuck_ids[0]), "--action", "reject", "--actor", HUMAN)
+    cli_ok(capsys, *db, "stuck", "--reset", str(stuck_ids[0]), "--action", "reject", "--actor", HUMAN,
+           "--reason", "stuck on a dead mount")
     rows = trail.new()
     assert pairs(rows) == {(Action.STUCK_RECOVERED.value, HUMAN): 1}
     from agentic_pipeline.health import tasks as health_tasks
 
+    clock.advance(hours=3)  # the monitor recovers it at now + 3 h: it waits in the queue less than a day below
     with open_app(url, clock) as app:
         health_tasks.recover_stuck(app)
     rows = trail.new()

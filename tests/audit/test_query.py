@@ -49,6 +49,11 @@ def test_globs(filled):
     assert ids(trail.query(filled, actor="batch:f%2")) == [5]
     assert ids(trail.query(filled, actor="batch:f_*")) == [4, 3]
     assert ids(trail.query(filled, actor="BATCH:*")) == []
+    # case-sensitive past the literal prefix too (SQLite's LIKE is not: GLOB there)
+    assert ids(trail.query(filled, actor="*BOB")) == [] and ids(trail.query(filled, actor="*bob")) == [2]
+    assert ids(trail.query(filled, actor="*[a]*")) == []  # brackets are literal, not a GLOB class
+    # prefixes whose "next string" is not simply the last character plus one
+    assert trail.query(filled, actor="\U0010ffff*") == [] and trail.query(filled, actor="a\ud7ff*") == []
 
 
 def test_filters_combined(filled):
@@ -81,7 +86,7 @@ def test_query_plans_use_the_indexes(app):
               "ix_audit_performed": {"since": app.clock.now()}}
     with app.db.read() as conn:
         for index, filters in shapes.items():
-            stmt = audit_store.query_statement(**filters)
+            stmt = audit_store.query_statement(**filters, dialect="sqlite")
             sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
             plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql))
             assert index in plan, (filters, plan)

@@ -84,6 +84,27 @@ def test_paths_outside_the_roots_are_refused(client, safety_root, tool):
     for path in attempts:
         text = client.error(tool, path=path)
         assert "outside the allowed roots" in text, (path, text)
+        if str(outside) not in path:  # a link's target is not told
+            assert str(outside) not in text, text
+    for path in ("/proc/self/exe", "~root/x"):  # where a link or another account's home leads is not told
+        text = client.error(tool, path=path)
+        assert "outside the allowed roots" in text and "python" not in text and "/root" not in text, text
+
+
+def test_odd_paths_and_files_are_refused_cleanly(client, safety_root):
+    root = safety_root["root"]
+    loops = root / "loops"
+    loops.mkdir(exist_ok=True)
+    if not (loops / "a.pdf").is_symlink():
+        os.symlink(loops / "b.pdf", loops / "a.pdf")
+        os.symlink(loops / "a.pdf", loops / "b.pdf")
+        os.mkfifo(loops / "pipe.pdf")
+    assert "NUL" in client.error("process_book", path="book\x00.pdf")
+    assert "symlink loop" in client.error("process_book", path=str(loops / "a.pdf"))
+    # a folder holding a symlink loop and a FIFO is still queued: both are reported unreadable, nothing hangs
+    out = client.ok("batch_queue_folder", path="loops")
+    reasons = {os.path.basename(u["path"]): u["reason"] for u in out["unreadable"]}
+    assert "not a regular file" in reasons["pipe.pdf"] and "symbolic links" in reasons["a.pdf"], reasons
 
 
 def test_a_folder_with_links_leading_out_is_refused(client, safety_root):
@@ -99,6 +120,10 @@ def test_inputs_are_validated_with_clear_messages(client, queued):
     assert "greater than or equal to 1" in client.error("set_pipeline_priority", pipeline_id=pid, priority=0)
     missing = client.error("get_pipeline_status", pipeline_id=999_999)
     assert "999999" in missing and "Next:" in missing
+    assert "less than or equal to" in client.error("get_pipeline_status", pipeline_id=10**30)
+    for loose in (True, "1", 1.0):  # ids and priorities are JSON integers, nothing that converts to one
+        assert "valid integer" in client.error("get_pipeline_status", pipeline_id=loose), loose
+    assert "valid integer" in client.error("set_pipeline_priority", pipeline_id=pid, priority="3")
     assert "technical_tutorial" in client.error("batch_approve", min_confidence=0.9, book_type="cookbook")
     assert "less than or equal to 1" in client.error("batch_approve", min_confidence=1.5)
     assert "reason" in client.error("batch_reject", book_type="literature")

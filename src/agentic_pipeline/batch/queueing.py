@@ -20,7 +20,7 @@ from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
-from agentic_pipeline.ingest.hashing import sha256_file
+from agentic_pipeline.ingest.hashing import NotRegularFile, sha256_file
 from agentic_pipeline.queue.priority import validate_priority
 
 #: progress(done, total, path) after each file is hashed
@@ -116,8 +116,8 @@ def _hash_all(files: list[tuple[Path, str]], report, progress: Progress | None) 
 def _unreadable(file: Path, exc: OSError) -> str:
     if isinstance(exc, FileNotFoundError) and file.is_symlink():
         return "broken symlink"
-    if isinstance(exc, IsADirectoryError):
-        return "not a regular file"
+    if isinstance(exc, (IsADirectoryError, NotRegularFile)):
+        return "not a regular file (a folder, FIFO, device or socket)"
     return exc.strerror or str(exc)
 
 

@@ -250,15 +250,25 @@ GLOB_SORT_CAP = 5_000
 
 
 def _prefix_range(column, prefix: str):
-    return sa.and_(column >= prefix, column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+    """``column`` starts with ``prefix``, as a range the index can seek: [prefix, the next string after it)."""
+    upper = prefix.rstrip(chr(0x10FFFF))  # nothing sorts after U+10FFFF: shorten the bound instead
+    if not upper:
+        return column >= prefix
+    following = ord(upper[-1]) + 1
+    if 0xD800 <= following <= 0xDFFF:  # surrogates are not characters: the next one is U+E000
+        following = 0xE000
+    return sa.and_(column >= prefix, column < upper[:-1] + chr(following))
 
 
-def _actor_condition(glob: str, time_scan: bool = False):
-    pattern, prefix = like_pattern(glob)
+def _actor_condition(glob: str, time_scan: bool = False, dialect: str = "postgresql"):
+    """The actor matches ``glob`` (``*``, ``?``), case-sensitively on both engines (GLOB on SQLite)."""
+    from agentic_pipeline.db.batch_store import glob_condition
+
+    _pattern, prefix = like_pattern(glob)
     if not any(c in glob for c in "*?"):  # no wildcard: equality, served in order by (actor, performed_at)
         return audit.c.actor == glob
     column = audit.c.actor.concat("") if time_scan else audit.c.actor  # ``actor || ''`` cannot use the index
-    conditions = [column.like(pattern, escape="\\")]
+    conditions = [glob_condition(column, glob, dialect)]
     if prefix:  # a range on the literal prefix lets the (actor, performed_at) index narrow the scan
         conditions.append(_prefix_range(column, prefix))
     return sa.and_(*conditions)
@@ -275,11 +285,11 @@ def _glob_is_common(conn: sa.Connection, glob: str) -> bool:
 
 def query_statement(*, actor: str | None = None, action: str | None = None, book_id: int | None = None,
                     pipeline_id: int | None = None, since: dt.datetime | None = None, limit: int = 100,
-                    time_scan: bool = False):
+                    time_scan: bool = False, dialect: str = "postgresql"):
     """The SELECT behind ``audit``: filters ANDed, newest first (``time_scan``: keep off the actor index)."""
     where = []
     if actor:
-        where.append(_actor_condition(actor, time_scan))
+        where.append(_actor_condition(actor, time_scan, dialect))
     if action:
         where.append(audit.c.action == action)
     if book_id is not None:
@@ -296,7 +306,8 @@ def query(conn: sa.Connection, **filters: Any) -> list[dict[str, Any]]:
     """Run the query; a common actor glob on SQLite scans newest-first (no statistics to pick that itself)."""
     if filters.get("actor") and conn.dialect.name == "sqlite" and _glob_is_common(conn, filters["actor"]):
         filters["time_scan"] = True
-    return [dict(m) for m in conn.execute(query_statement(**filters)).mappings().all()]  # one fetch, not per row
+    statement = query_statement(**filters, dialect=conn.dialect.name)
+    return [dict(m) for m in conn.execute(statement).mappings().all()]  # one fetch, not per row
 
 
 # ----------------------------------------------------------------- the verify scan
