@@ -99,3 +99,11 @@ def test_an_empty_search_says_what_search_cannot_see_yet(tmp_path, capsys):
                     "pending`); 2 are approved and wait for a worker to embed them; 2 are still being processed "
                     "or queued.")
     assert _why_nothing({"complete": 4, "rejected": 2}) == ""
+
+
+def test_ids_beyond_the_id_columns_are_usage_errors(tmp_path, capsys):
+    db = str(tmp_path / "x.db")
+    assert run(cli, ["--db", db, "init"]) == 0
+    for args in (["status", str(10**30)], ["approve", "0"], ["audit", "--pipeline-id", str(2**63)]):
+        assert run(cli, ["--db", db, *args]) == 2, args
+        assert "not in the range" in capsys.readouterr().err

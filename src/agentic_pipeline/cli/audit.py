@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
 
 
 @click.group("audit", invoke_without_command=True)
 @click.option("--last", "limit", type=int, default=20, show_default=True, help="Show at most N entries.")
 @click.option("--actor", help="Only this actor; globs work: 'batch:*', 'human:*' (case-sensitive).")
 @click.option("--action", help="Only this action, e.g. APPROVED, BATCH_REJECTED (case-insensitive).")
-@click.option("--book-id", type=int, help="Only entries about this library book.")
-@click.option("--pipeline-id", type=int, help="Only entries about this pipeline.")
+@click.option("--book-id", type=ID, help="Only entries about this library book.")
+@click.option("--pipeline-id", type=ID, help="Only entries about this pipeline.")
 @click.option("--last-days", type=float, help="Only entries from the last D days.")
 @json_option
 @click.pass_context

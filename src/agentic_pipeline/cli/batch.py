@@ -11,7 +11,7 @@ import functools
 
 import click
 
-from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
 
 execute_option = click.option("--execute", is_flag=True, help="Apply the change (without it: a dry run that only shows it).")
 
@@ -102,7 +102,7 @@ def batch_priority_cmd(app, filt, *, execute, actor, priority):
 
 
 @click.command("priority")
-@click.argument("pipeline_id", type=int)
+@click.argument("pipeline_id", type=ID)
 @click.argument("priority", type=int)
 @click.option("--reason", help="Why, kept in the audit trail.")
 @actor_option

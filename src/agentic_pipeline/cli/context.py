@@ -68,6 +68,9 @@ def console():
     return Console(highlight=False)
 
 
+#: a pipeline or book id: a positive whole number that fits the 64-bit id columns
+ID = click.IntRange(1, 2**63 - 1)
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import console, emit, json_option
+from agentic_pipeline.cli.context import ID, console, emit, json_option
 
 
 @click.command("init")
@@ -33,7 +33,7 @@ def init_cmd(obj, as_json: bool) -> None:
 
 
 @click.command("status")
-@click.argument("pipeline_id", type=int)
+@click.argument("pipeline_id", type=ID)
 @json_option
 @click.pass_obj
 def status_cmd(obj, pipeline_id: int, as_json: bool) -> None:

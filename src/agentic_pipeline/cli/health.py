@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
 
 EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
 
@@ -91,7 +91,7 @@ def _minutes(seconds) -> str:
 @click.command("stuck")
 @json_option
 @click.option("--recover", is_flag=True, help="Apply the recovery rules to every stuck book.")
-@click.option("--reset", "reset_id", type=int, metavar="ID", help="Recover this one book by hand.")
+@click.option("--reset", "reset_id", type=ID, metavar="ID", help="Recover this one book by hand.")
 @click.option("--action", type=click.Choice(["retry", "reject", "reset"]), default="retry", show_default=True,
               help="With --reset: retry (NEEDS_RETRY now), reject, or reset (back to DETECTED).")
 @click.option("--reason", help="With --reset: why (required for --action reject and reset; kept in the audit trail).")

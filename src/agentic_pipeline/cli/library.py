@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import console, emit, json_option
+from agentic_pipeline.cli.context import ID, console, emit, json_option
 
 
 @click.command("search")
 @click.argument("query")
-@click.option("--book", "book_id", type=int, help="Only search this book (its library id).")
+@click.option("--book", "book_id", type=ID, help="Only search this book (its library id).")
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
 @json_option
 @click.pass_obj
@@ -79,7 +79,7 @@ def strategies_cmd(as_json: bool) -> None:
 
 
 @click.command("reembed")
-@click.option("--book", "book_id", type=int, help="Only this book (its library id).")
+@click.option("--book", "book_id", type=ID, help="Only this book (its library id).")
 @click.option("--dry-run", is_flag=True, help="Only say how many chunks lack vectors for the configured model.")
 @json_option
 @click.pass_obj

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
 
 
 @click.command("process")
@@ -63,7 +63,7 @@ def worker_cmd(obj, concurrency, watch_dir, processed_dir, until_empty, health_i
 
 
 @click.command("retry")
-@click.argument("pipeline_id", type=int, required=False)
+@click.argument("pipeline_id", type=ID, required=False)
 @actor_option
 @json_option
 @click.pass_obj
@@ -106,7 +106,7 @@ def _render_pending(rows) -> None:
 
 
 @click.command("approve")
-@click.argument("pipeline_id", type=int)
+@click.argument("pipeline_id", type=ID)
 @click.option("--reason", help="Why (recorded in the audit trail).")
 @actor_option
 @json_option
@@ -120,7 +120,7 @@ def approve_cmd(obj, pipeline_id: int, reason, actor: str, as_json: bool) -> Non
 
 
 @click.command("reject")
-@click.argument("pipeline_id", type=int)
+@click.argument("pipeline_id", type=ID)
 @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
 @actor_option
 @json_option
@@ -134,7 +134,7 @@ def reject_cmd(obj, pipeline_id: int, reason: str, actor: str, as_json: bool) ->
 
 
 @click.command("rollback")
-@click.argument("pipeline_id", type=int)
+@click.argument("pipeline_id", type=ID)
 @click.option("--reason", required=True, help="Why (recorded in the audit trail).")
 @actor_option
 @json_option
