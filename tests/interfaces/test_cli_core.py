@@ -107,3 +107,43 @@ def test_ids_beyond_the_id_columns_are_usage_errors(tmp_path, capsys):
     for args in (["status", str(10**30)], ["approve", "0"], ["audit", "--pipeline-id", str(2**63)]):
         assert run(cli, ["--db", db, *args]) == 2, args
         assert "not in the range" in capsys.readouterr().err
+
+
+def test_titles_and_errors_print_as_written_not_as_rich_markup(tmp_path, capsys):
+    from agentic_pipeline.pipeline.states import State
+    from tests.conftest import open_app
+
+    db = str(tmp_path / "x.db")
+    assert run(cli, ["--db", db, "init"]) == 0
+    title = "Arrays [/] and :x: lists [bold]"
+    with open_app(f"sqlite:///{db}") as app:
+        p = app.pipelines.create(source_path="/b/t.md", actor="human:t", title=title)
+        path = [State.HASHING, State.CLASSIFYING, State.SELECTING_STRATEGY, State.PROCESSING, State.VALIDATING,
+                State.PENDING_APPROVAL]
+        prev = State.DETECTED
+        for to in path:
+            app.pipelines.transition(p.id, to, expect=prev, actor="system:t",
+                                     updates={"book_type": "textbook", "confidence": 0.9, "error": "bad [/red] x"})
+            prev = to
+    capsys.readouterr()
+    for args in (["pending"], ["status", str(p.id)], ["batch-approve", "--book-type", "textbook"]):
+        assert run(cli, ["--db", db, *args]) == 0, args
+        out = capsys.readouterr().out
+        assert "Arrays [/] and :x: lists" in out.replace("\n", " ") or "Arrays [/] and :x:" in out, (args, out)
+    assert run(cli, ["--db", db, "status", str(p.id)]) == 0
+    assert "bad [/red] x" in capsys.readouterr().out
+
+
+def test_process_refuses_what_batch_queue_calls_unsupported_and_names_a_known_books_state(tmp_path, capsys):
+    db = str(tmp_path / "x.db")
+    assert run(cli, ["--db", db, "init"]) == 0
+    data = tmp_path / "data.csv"
+    data.write_text("a,b\n1,2\n")
+    assert run(cli, ["--db", db, "process", str(data)]) == 1
+    assert "suffix .csv is not a supported book format" in capsys.readouterr().err
+    book = tmp_path / "notes.md"
+    book.write_text("# Notes\n\nSome words here.\n")
+    assert run(cli, ["--db", db, "process", str(book)]) == 0
+    assert "Queued: pipeline 1" in capsys.readouterr().out
+    assert run(cli, ["--db", db, "process", str(book)]) == 0
+    assert "Already known: pipeline 1 is detected" in capsys.readouterr().out

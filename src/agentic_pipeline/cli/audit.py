@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
 
 
 @click.group("audit", invoke_without_command=True)
@@ -45,8 +45,8 @@ def _render_entries(rows) -> None:
         return
     table = Table("id", "when (UTC)", "action", "actor", "pipeline", "book", "reason", box=None)
     for r in rows:
-        table.add_row(str(r["id"]), f"{r['performed_at']:%Y-%m-%d %H:%M:%S}", r["action"], r["actor"],
-                      str(r["pipeline_id"] or ""), str(r["book_id"] or ""), (r["reason"] or "")[:60])
+        table.add_row(str(r["id"]), f"{r['performed_at']:%Y-%m-%d %H:%M:%S}", lit(r["action"]), lit(r["actor"]),
+                      str(r["pipeline_id"] or ""), str(r["book_id"] or ""), lit((r["reason"] or "")[:60]))
     console().print(table)
 
 

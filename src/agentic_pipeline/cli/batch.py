@@ -11,7 +11,7 @@ import functools
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
 
 execute_option = click.option("--execute", is_flag=True, help="Apply the change (without it: a dry run that only shows it).")
 
@@ -190,19 +190,19 @@ def _render(data) -> None:
         table = Table("id", "title", "type", "confidence", "state", "age", box=None)
         for r in plan["rows"]:
             conf = "" if r["confidence"] is None else f"{r['confidence']:.2f}"
-            table.add_row(str(r["id"]), (r["title"] or "")[:60], r["book_type"] or "", conf, r["state"],
+            table.add_row(str(r["id"]), lit((r["title"] or "")[:60]), lit(r["book_type"]), conf, lit(r["state"]),
                           _age(r["age_seconds"]))
         out.print(table)
-    change = ", ".join(f"{k}={v}" for k, v in plan["change"].items())
+    change = lit(", ".join(f"{k}={v}" for k, v in plan["change"].items()))
     if not data["executed"]:
         if plan["rows"]:
             out.print(f"Would {plan['would']}" + (f" ({change})" if change else "")
                       + ". Run again with --execute to apply.")
         return
     res = data["result"]
-    out.print(f"Applied to {res['applied']} books as {res['actor']}; skipped {res['skipped']}.")
+    out.print(f"Applied to {res['applied']} books as {lit(res['actor'])}; skipped {res['skipped']}.")
     for s in res["skipped_details"]:
-        out.print(f"  skipped {s['id']}: {s['reason']}")
+        out.print(f"  skipped {s['id']}: {lit(s['reason'])}")
 
 
 def _render_queue(d) -> None:
@@ -211,11 +211,11 @@ def _render_queue(d) -> None:
     out.print(f"{verb} {d['queued_count']}, duplicates {d['duplicates_count']}, unsupported {d['unsupported_count']}, "
               f"unreadable {d['unreadable_count']}"
               + (f", refused {d['refused_count']}" if d.get("refused_count") else "")
-              + f" (from {d['path']}, pattern {d['pattern']!r}"
+              + f" (from {lit(d['path'])}, pattern {lit(repr(d['pattern']))}"
               f"{', recursive' if d['recursive'] else ''}, priority {d['priority']})")
     labels = {"duplicates": "duplicate", "unsupported": "unsupported", "unreadable": "unreadable", "refused": "refused"}
     for kind, label in labels.items():
         for item in d.get(kind, []):
-            out.print(f"  {label}: {item['path']} ({item['reason']})")
+            out.print(f"  {label}: {lit(item['path'])} ({lit(item['reason'])})")
     if not d["executed"] and d["queued_count"]:
         out.print("Run again with --execute to queue them.")

@@ -63,9 +63,20 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
 
 
 def console():
+    """Rich output for people: our own markup styles it; data goes in through ``lit`` (no emoji codes either)."""
     from rich.console import Console
 
-    return Console(highlight=False)
+    return Console(highlight=False, emoji=False)
+
+
+def lit(value) -> str:
+    """A value from the data (a title, path, error, reason, snippet) made literal inside Rich markup.
+
+    A book titled "Arrays [/] and [bold]" must print as written, not style the line or fail it.
+    """
+    from rich.markup import escape
+
+    return escape("" if value is None else str(value))
 
 
 #: a pipeline or book id: a positive whole number that fits the 64-bit id columns

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, console, emit, json_option
+from agentic_pipeline.cli.context import ID, console, emit, json_option, lit
 
 
 @click.command("init")
@@ -49,21 +49,23 @@ def _render_status(info) -> None:
     out = console()
     stuck = info.get("stuck")
     flag = f"  [bold red]STUCK[/] {stuck['minutes_in_state']:.0f} min (expected {stuck['expected_minutes']:.0f})" if stuck else ""
-    out.print(f"[bold]Pipeline {info['id']}[/]  {info['title'] or info['source_path']}")
+    out.print(f"[bold]Pipeline {info['id']}[/]  {lit(info['title'] or info['source_path'])}")
     out.print(f"State: [bold]{info['state'].upper()}[/] for {_human_seconds(info['seconds_in_state'])}{flag}")
     out.print(f"Priority: {info['priority']}" + (f" (was {info['base_priority']})" if info['priority'] != info['base_priority'] else ""))
     if info.get("book_type"):
         out.print(f"Type: {info['book_type']} (confidence {info['confidence']:.2f})")
+    if info.get("duplicate_of"):
+        out.print(f"Duplicate of pipeline {info['duplicate_of']} (same content)")
     if info.get("error"):
-        out.print(f"Last error ({info.get('error_stage') or '?'}): [red]{info['error']}[/]")
+        out.print(f"Last error ({lit(info.get('error_stage') or '?')}): [red]{lit(info['error'])}[/]")
     if info.get("lease_owner"):
-        out.print(f"Lease: {info['lease_owner']} until {info['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC")
+        out.print(f"Lease: {lit(info['lease_owner'])} until {info['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC")
     if info.get("next_attempt_at"):
         out.print(f"Next retry: {info['next_attempt_at']:%Y-%m-%d %H:%M:%S} UTC (attempt {info['retry_count'] + 1})")
     table = Table("from", "to", "at (UTC)", "time in previous", "actor", box=None)
     for h in info["history"]:
         spent = _human_seconds(h["seconds_in_previous"]) if h["seconds_in_previous"] is not None else ""
-        table.add_row(h["from"] or "", h["to"], f"{h['at']:%Y-%m-%d %H:%M:%S}", spent, h["actor"])
+        table.add_row(h["from"] or "", h["to"], f"{h['at']:%Y-%m-%d %H:%M:%S}", spent, lit(h["actor"]))
     out.print(table)
 
 

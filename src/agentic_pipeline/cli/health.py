@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
 
 EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
 
@@ -132,8 +132,8 @@ def _render_stuck(d) -> None:
     table = Table("id", "state", "minutes", "expected", "why", "lease", "recoveries", "rule says", box=None)
     for s, dec in zip(d["stuck"], d["decisions"]):
         table.add_row(str(s["id"]), s["state"], f"{s['minutes_in_state']:.0f}",
-                      f"{s['expected_minutes']:.0f} ({s['expected_source']})", s["reason"], s["lease_owner"] or "",
-                      str(s["auto_recovery_count"]), f"{dec['action']}: {dec['reason']}")
+                      f"{s['expected_minutes']:.0f} ({s['expected_source']})", s["reason"], lit(s["lease_owner"]),
+                      str(s["auto_recovery_count"]), lit(f"{dec['action']}: {dec['reason']}"))
     console().print(table)
 
 

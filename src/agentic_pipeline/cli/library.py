@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, console, emit, json_option
+from agentic_pipeline.cli.context import ID, console, emit, json_option, lit
 
 
 @click.command("search")
@@ -26,15 +26,15 @@ def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) 
     def human(rows):
         out = console()
         if not rows:
-            out.print(f"No results for {query!r}.")
+            out.print(f"No results for {lit(repr(query))}.")
             hint = _why_nothing(app.pipelines.count_by_state())
             if hint:
                 out.print(f"[dim]{hint}[/]")
             return
         for i, r in enumerate(rows, 1):
-            out.print(f"[bold]{i}. {r['book_title'] or 'book ' + str(r['book_id'])}[/] — {r['chapter_title']} "
+            out.print(f"[bold]{i}. {lit(r['book_title'] or 'book ' + str(r['book_id']))}[/] — {lit(r['chapter_title'])} "
                       f"[dim](book {r['book_id']}, score {r['score']:.4f})[/]")
-            out.print(f"   {r['snippet']}")
+            out.print(f"   {lit(r['snippet'])}")
 
     emit(results, as_json, human)
 

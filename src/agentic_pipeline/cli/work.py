@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option
+from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
 
 
 @click.command("process")
@@ -25,10 +25,14 @@ def process_cmd(obj, path: str, priority: int, wait: bool, actor: str, as_json: 
     result = process.process_one(obj.app(), path, priority=priority, actor=actor, wait=wait)
 
     def human(d):
-        verb = "Queued" if d["created"] else "Already queued"
-        click.echo(f"{verb}: pipeline {d['id']} ({d['source_path']})")
+        if d["created"]:
+            click.echo(f"Queued: pipeline {d['id']} ({d['source_path']})")
+        else:
+            click.echo(f"Already known: pipeline {d['id']} is {d['state']} ({d['source_path']})")
         if d.get("waited"):
             extra = f" as {d['book_type']} ({d['confidence']:.2f})" if d.get("book_type") and d.get("confidence") is not None else ""
+            if d.get("duplicate_of"):
+                extra = f" of pipeline {d['duplicate_of']} (same content)"
             click.echo(f"Ended in {d['state'].upper()}{extra}" + (f": {d['error']}" if d.get("error") else ""))
 
     emit(result, as_json, human)
@@ -100,8 +104,8 @@ def _render_pending(rows) -> None:
     table = Table("id", "title", "type", "confidence", "age", "validation", box=None)
     for r in rows:
         conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
-        table.add_row(str(r["id"]), (r["title"] or "")[:50], r["book_type"] or "", conf,
-                      _human_seconds(r["age_seconds"]), r["validation"])
+        table.add_row(str(r["id"]), lit((r["title"] or "")[:50]), lit(r["book_type"]), conf,
+                      _human_seconds(r["age_seconds"]), lit(r["validation"]))
     console().print(table)
 
 

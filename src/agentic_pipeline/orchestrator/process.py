@@ -241,6 +241,7 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
         p = drive(app, app.pipelines.get(p.id), worker_id, isolate=isolate, plan=plan)
     return {**queued, "waited": True, "state": p.state.value, "title": p.row.get("title"),
             "book_type": p.row.get("book_type"), "confidence": p.row.get("confidence"), "error": p.row.get("error"),
+            "duplicate_of": p.row.get("duplicate_of"),
             "next_attempt_at": p.row.get("next_attempt_at") if p.state is State.NEEDS_RETRY else None}
 
 

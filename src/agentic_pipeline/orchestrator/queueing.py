@@ -24,6 +24,11 @@ def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: s
     source = Path(path).expanduser()
     if not source.is_file():
         raise errors.InputError(f"not a file: {source}", path=str(source))
+    from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
+
+    if source.suffix.lower() not in SUPPORTED_SUFFIXES:  # the same rule as batch-queue and the watcher
+        raise errors.InputError(f"{source.name}: suffix {source.suffix or '(none)'} is not a supported book format; "
+                                f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}", path=str(source))
     source = source.resolve()
     digest = hashing.sha256_file(source)
     with app.db.write() as conn:
@@ -31,7 +36,9 @@ def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: s
         workers_store.lock_key(conn, int(digest[:15], 16))
         existing = workers_store.live_pipeline_for_file(conn, str(source), digest)
         if existing is not None:
-            return {"id": existing, "created": False, "source_path": str(source), "content_hash": digest}
+            state = app.pipelines.get(existing, conn=conn).state.value
+            return {"id": existing, "created": False, "state": state, "source_path": str(source),
+                    "content_hash": digest}
         p = app.pipelines.create(source_path=str(source), actor=actor, content_hash=digest, priority=priority,
                                  conn=conn)
     return {"id": p.id, "created": True, "source_path": str(source), "content_hash": digest}
