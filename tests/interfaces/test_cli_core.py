@@ -139,7 +139,7 @@ def test_process_refuses_what_batch_queue_calls_unsupported_and_names_a_known_bo
     assert run(cli, ["--db", db, "init"]) == 0
     data = tmp_path / "data.csv"
     data.write_text("a,b\n1,2\n")
-    assert run(cli, ["--db", db, "process", str(data)]) == 1
+    assert run(cli, ["--db", db, "process", str(data)]) == 2
     assert "suffix .csv is not a supported book format" in capsys.readouterr().err
     book = tmp_path / "notes.md"
     book.write_text("# Notes\n\nSome words here.\n")
