@@ -103,3 +103,17 @@ def test_drained_worker_refreshes_the_cached_health_report_on_exit(sqlite_url, t
         assert report["workers"] == [] and report["active"] == 0  # the exiting worker marked itself stopped first
     finally:
         app.close()
+
+
+def test_until_empty_with_watch_queues_the_files_already_there_first(sqlite_url, tmp_path):
+    app = open_app(sqlite_url)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(SAMPLES / "waste-land.md", inbox / "poem.md")
+    try:
+        out = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1", "--watch", str(inbox))
+        assert out.returncode == 0, out.stderr[-2000:]
+        (p,) = _pipelines(app)
+        assert p.state is State.PENDING_APPROVAL and p.source_path == str(inbox / "poem.md")
+    finally:
+        app.close()

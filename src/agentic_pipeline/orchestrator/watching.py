@@ -2,8 +2,10 @@
 
 Files are queued once their size has stayed the same for ``settle`` seconds (a copy in progress
 is not a book yet); names starting with "." or "~" and unsupported suffixes are ignored. At
-start the folder is scanned once, so books dropped while no worker ran are queued too;
-``queue_file`` makes queueing a file twice harmless.
+start the folder is scanned once and ``start`` returns once those files are queued (or, for one
+still being written, noted as pending), so books dropped while no worker ran are queued before
+the worker first looks at the queue; ``pending()`` tells a draining worker the watcher still
+holds files. ``queue_file`` makes queueing a file twice harmless.
 """
 
 from __future__ import annotations
@@ -51,6 +53,10 @@ class Watcher:
         self._observer.start()
         for path in sorted(self.folder.rglob("*")):
             self.note(path)
+        deadline = time.monotonic() + self.settle + 1.0
+        while self.pending() and time.monotonic() < deadline:  # the files already there: queued before we return
+            self.flush()
+            time.sleep(min(0.1, self.settle / 4) if self.pending() else 0)
         self._thread = threading.Thread(target=self._loop, name="watch-queue", daemon=True)
         self._thread.start()
         return self
@@ -60,6 +66,11 @@ class Watcher:
         self._observer.stop()
         self._observer.join(timeout=5)
         self._thread.join(timeout=5)
+
+    def pending(self) -> bool:
+        """Files noted but not queued yet (still settling, or being copied)."""
+        with self._lock:
+            return bool(self._seen)
 
     def note(self, path: Path) -> None:
         if path.is_file() and _supported(path):

@@ -59,6 +59,8 @@ class Worker:
         self.current: int | None = None
         self.done: list[int] = []
         self.beat = Heartbeat(app, self.id)
+        #: the folder watcher feeding this worker, if any: a draining worker waits for its pending files
+        self.watcher = None
 
     def request_stop(self, *_: Any) -> None:
         if self.stopping.is_set():
@@ -134,6 +136,8 @@ class Worker:
             log.warning("could not release pipeline %s: %s (its lease will expire)", pid, exc)
 
     def _drained(self) -> bool:
+        if self.watcher is not None and self.watcher.pending():
+            return False
         with self.app.db.read() as conn:
             left = workers_store.outstanding(conn, self.app.clock.now())
         return left["queued"] == 0 and left["working"] == 0
@@ -196,6 +200,7 @@ def _run_here(settings, options: Options, clock=None, *, ignore_sigint: bool = F
         if ignore_sigint:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         watcher = _start_watch(app, options)
+        worker.watcher = watcher
         try:
             return worker.run()
         finally:
@@ -221,6 +226,12 @@ def _start_watch(app, options: Options):
 def _supervise(settings, concurrency: int, options: Options) -> int:
     ctx = multiprocessing.get_context("fork")
     child_options = dataclasses.replace(options, watch_dir=None)
+    watcher = None
+    if options.watch_dir:  # before the workers start: the files already there are queued when they first look
+        from agentic_pipeline.app import App
+
+        watch_app = App.open(settings)
+        watcher = _start_watch(watch_app, options)
     procs = [ctx.Process(target=_child_entry, args=(settings, child_options), name=f"worker-{i}")
              for i in range(concurrency)]
     for proc in procs:
@@ -232,13 +243,7 @@ def _supervise(settings, concurrency: int, options: Options) -> int:
                 os.kill(proc.pid, signal.SIGTERM)
 
     old = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
-    watcher = None
     try:
-        if options.watch_dir:
-            from agentic_pipeline.app import App
-
-            watch_app = App.open(settings)
-            watcher = _start_watch(watch_app, options)
         for proc in procs:
             proc.join()
     finally:
