@@ -177,3 +177,24 @@ def test_health_watch_redraws_under_a_pty_until_ctrl_c(sqlite_url):
     assert output.count(b"Pipeline health") >= 3  # the first draw and two refreshes
     assert b"\x1b[" in output  # Rich redrew in place with cursor controls
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_health_watch_json_prints_one_report_per_line_and_serve_refuses_bad_addresses(sqlite_url):
+    import subprocess
+
+    open_app(sqlite_url).close()
+    exe = str(Path(sys.executable).parent / "agentic-pipeline")
+    proc = subprocess.Popen([exe, "--db", sqlite_url, "health", "--watch", "--json", "--interval", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    reports = [json.loads(line) for line in out.splitlines()]
+    assert len(reports) >= 2 and all(r["status"] == "healthy" for r in reports), (out, err)
+    bad = run_cli(sqlite_url, "serve", "--port", "70000")
+    assert bad.exit_code == 2 and "not in the range" in bad.output
+    result = subprocess.run([exe, "--db", sqlite_url, "serve", "--host", "no-such-host.invalid"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0 and "cannot listen on no-such-host.invalid" in result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from agentic_pipeline import errors
 from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
 
 EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
@@ -13,24 +14,44 @@ EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
 @json_option
 @click.option("--watch", is_flag=True, help="Redraw the report live until Ctrl-C.")
 @click.option("--fresh", is_flag=True, help="Recompute now instead of using the stored report.")
-@click.option("--interval", type=float, default=2.0, show_default=True, help="Seconds between redraws with --watch.")
+@click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
+              help="Seconds between redraws with --watch (at least 0.2).")
 @click.pass_context
 def health_cmd(ctx, as_json: bool, watch: bool, fresh: bool, interval: float) -> None:
     """Show pipeline health: counts, stuck books, queue, workers, alerts.
 
     Exit code 0 when healthy, 1 with warnings, 2 with critical alerts (for cron and CI).
     The report comes from the one the maintenance worker stores while it is fresh; --fresh
-    recomputes it.
+    recomputes it. With --watch --json, one JSON report per line every --interval seconds.
     """
     from agentic_pipeline.health import monitor
 
     app = ctx.obj.app()
-    if watch:
+    if watch and as_json:
+        report = _watch_json(app, fresh, interval)
+    elif watch:
         report = _watch(app, fresh, interval)
     else:
         report = monitor.get_health(app, fresh=fresh)
         emit(report, as_json, lambda r: console().print(render_report(r)))
     ctx.exit(EXIT_CODES.get(report["status"], 2) if report else 0)
+
+
+def _watch_json(app, fresh: bool, interval: float):
+    """One JSON report per line every ``interval`` seconds until Ctrl-C (for a log or a pipe); returns the last."""
+    import json
+    import time
+
+    from agentic_pipeline.health import monitor
+
+    report = None
+    try:
+        while True:
+            report = monitor.get_health(app, fresh=fresh)
+            click.echo(json.dumps(report, default=str, ensure_ascii=False))
+            time.sleep(interval)
+    except (KeyboardInterrupt, BrokenPipeError):
+        return report
 
 
 def _watch(app, fresh: bool, interval: float):
@@ -148,7 +169,7 @@ def _render_recovery(d) -> None:
 
 @click.command("serve")
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1: loopback only).")
-@click.option("--port", type=int, default=None, help="Port (default 8765; 0 picks a free one).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8765; 0 picks a free one).")
 @click.pass_obj
 def serve_cmd(obj, host: str | None, port: int | None) -> None:
     """Serve GET /health and GET /metrics over HTTP (read-only; 127.0.0.1 by default)."""
@@ -157,7 +178,12 @@ def serve_cmd(obj, host: str | None, port: int | None) -> None:
     app = obj.app()
     host = host or app.settings.http_host
     port = app.settings.http_port if port is None else port
-    server = http.make_server(app, host, port)
+    try:
+        server = http.make_server(app, host, port)
+    except (OSError, OverflowError) as exc:  # unknown host, port taken or out of range, no permission
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise errors.ConfigError(f"cannot listen on {host}:{port}: {reason}",
+                                 hint="pick another --port (0: any free one) or --host") from None
     bound = server.server_address
     click.echo(f"Serving http://{bound[0]}:{bound[1]}/health and /metrics (Ctrl-C to stop)", err=True)
     try:
