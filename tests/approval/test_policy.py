@@ -63,3 +63,14 @@ def test_may_approve_any_is_false_exactly_when_every_book_is_refused(cfg, expect
     assert policy.may_approve_any(cfg) is expected
     if not expected:  # the shortcut never hides a yes: decide refuses the best possible book too
         assert not decide(cfg, confidence=1.0).approve
+
+
+def test_enable_refuses_options_that_do_not_apply_to_the_mode(sqlite_app):
+    from agentic_pipeline import errors
+    from agentic_pipeline.approval import autonomy
+
+    with pytest.raises(errors.InputError, match="confident mode"):
+        autonomy.enable(sqlite_app, "partial", actor="human:a", thresholds={"literature": 0.5})
+    with pytest.raises(errors.InputError, match="partial mode"):
+        autonomy.enable(sqlite_app, "confident", actor="human:a", threshold=0.3)
+    assert autonomy.status(sqlite_app)["mode"] == "supervised"  # nothing changed

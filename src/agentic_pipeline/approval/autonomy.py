@@ -36,6 +36,12 @@ def enable(app, mode: str, *, actor: str, threshold: float | None = None,
     """Switch to ``partial`` or ``confident`` (``supervised`` is ``disable``); refused while the escape hatch is on."""
     if mode not in policy.MODES:
         raise errors.InputError(f"unknown autonomy mode {mode!r}; valid: {', '.join(policy.MODES)}")
+    if mode == "partial" and thresholds:
+        raise errors.InputError("per-type thresholds apply to confident mode; partial mode uses one threshold "
+                                "(--threshold)")
+    if mode == "confident" and threshold is not None:
+        raise errors.InputError("--threshold sets partial mode's one threshold; confident mode uses per-type "
+                                "thresholds (--type-threshold TYPE=VALUE)")
     if threshold is not None and not 0 < threshold <= 1:
         raise errors.InputError(f"threshold must be in (0, 1] (got {threshold})")
     if daily_cap is not None and daily_cap < 0:
