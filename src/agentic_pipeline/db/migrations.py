@@ -7,7 +7,9 @@ transactional DDL), serialised by a lock so two ``init`` calls at once do not ra
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Iterator
 
 import sqlalchemy as sa
 
@@ -15,7 +17,7 @@ from agentic_pipeline import errors
 from agentic_pipeline.db.engine import Database
 
 #: the newest migration; tests check it equals Alembic's head
-HEAD = "0005"
+HEAD = "0006"
 #: objects the migrations create with raw DDL, outside the SQLAlchemy metadata
 RAW_DDL_OBJECTS = {"chunks_fts", "chunks_fts_data", "chunks_fts_idx", "chunks_fts_docsize",
                    "chunks_fts_config", "chunks_fts_content", "ix_chunks_fts"}
@@ -43,16 +45,51 @@ def current_revision(db: Database) -> str | None:
 
 
 def upgrade(db: Database) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; returns (before, after)."""
+    """Bring the schema to the newest revision; returns (before, after).
+
+    On SQLite, foreign keys are off for the migration (a rebuilt table is dropped and renamed; with
+    them on, dropping ``books`` would cascade to every chapter and chunk) and checked with
+    ``PRAGMA foreign_key_check`` before the commit: a violation rolls everything back.
+    """
     from alembic import command
 
-    with db.write() as conn:
-        if db.is_postgres:
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7261001)"))
-        before = _revision_in(conn)
-        command.upgrade(_config(conn), "head")
-        after = _revision_in(conn)
+    with _foreign_keys_off(db):
+        with db.write() as conn:
+            if db.is_postgres:
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(7261001)"))
+            before = _revision_in(conn)
+            command.upgrade(_config(conn), "head")
+            after = _revision_in(conn)
+            if db.is_sqlite:
+                broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise errors.StoreError(f"the migration would break {len(broken)} foreign keys "
+                                            f"(first: {tuple(broken[0])}); nothing was changed")
     return before, after
+
+
+@contextlib.contextmanager
+def _foreign_keys_off(db: Database) -> Iterator[None]:
+    """SQLite: every pooled connection has foreign keys off while this runs (the PRAGMA is per connection and
+    cannot change inside a transaction), back on afterwards. A no-op on PostgreSQL."""
+    if not db.is_sqlite:
+        yield
+        return
+    from sqlalchemy import event
+
+    def off(dbapi_conn, _record, _proxy):
+        dbapi_conn.execute("PRAGMA foreign_keys = OFF")
+
+    def on(dbapi_conn, _record):
+        dbapi_conn.execute("PRAGMA foreign_keys = ON")
+
+    event.listen(db.engine, "checkout", off)
+    event.listen(db.engine, "checkin", on)
+    try:
+        yield
+    finally:
+        event.remove(db.engine, "checkout", off)
+        event.remove(db.engine, "checkin", on)
 
 
 def _revision_in(conn: sa.Connection) -> str | None:

@@ -222,6 +222,9 @@ books = sa.Table(
     sa.Column("chapter_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("metadata", JSONDoc),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # SQLite reuses the largest rowid once its row is gone (a rolled-back book): AUTOINCREMENT never does, so
+    # a book id in the audit trail or a search result always means one book (migration 0006)
+    sqlite_autoincrement=True,
 )
 
 chapters = sa.Table(
