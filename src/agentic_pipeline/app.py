@@ -7,9 +7,10 @@ connection at import time.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
-from agentic_pipeline import config
+from agentic_pipeline import config, errors
 from agentic_pipeline.clock import Clock, SystemClock
 from agentic_pipeline.db import migrations
 from agentic_pipeline.db.engine import Database
@@ -30,6 +31,11 @@ class App:
         """Open the configured database; refuse one whose schema is behind unless ``check_schema`` is False."""
         settings = settings or config.load()
         clock = clock or SystemClock()
+        if check_schema:
+            missing = _missing_sqlite_file(settings.db_url)
+            if missing is not None:  # say so, rather than create an empty file (and folders) at a mistyped path
+                raise errors.SchemaBehind(f"there is no database at {missing}",
+                                          hint="create it with `agentic-pipeline init`, or check --db / AGENTIC_PIPELINE_DB")
         db = Database(settings.db_url)
         if check_schema:
             try:
@@ -56,3 +62,15 @@ class App:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _missing_sqlite_file(url: str) -> str | None:
+    """The path of a SQLite database file that does not exist (None for PostgreSQL, memory, or a file that does)."""
+    if not url.startswith("sqlite"):
+        return None
+    import sqlalchemy as sa
+
+    path = sa.engine.make_url(url).database
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return None if Path(path).exists() else path

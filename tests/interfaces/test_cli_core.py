@@ -147,3 +147,13 @@ def test_process_refuses_what_batch_queue_calls_unsupported_and_names_a_known_bo
     assert "Queued: pipeline 1" in capsys.readouterr().out
     assert run(cli, ["--db", db, "process", str(book)]) == 0
     assert "Already known: pipeline 1 is detected" in capsys.readouterr().out
+
+
+def test_a_mistyped_db_path_creates_nothing_and_an_empty_db_is_refused(tmp_path, capsys):
+    typo = tmp_path / "typo" / "dir" / "x.db"
+    assert run(cli, ["--db", str(typo), "pending"]) == 1
+    err = capsys.readouterr().err
+    assert f"there is no database at {typo}" in err and "agentic-pipeline init" in err
+    assert not (tmp_path / "typo").exists()
+    assert run(cli, ["--db", "", "pending"]) == 2
+    assert "--db is empty" in capsys.readouterr().err

@@ -24,6 +24,9 @@ class CliContext:
     def settings(self):
         from agentic_pipeline import config
 
+        if self.db is not None and not self.db.strip():
+            raise errors.InputError("--db is empty: give a postgresql:// URL or a SQLite file path, or leave it out "
+                                    "for the default database")
         return config.load({"db": self.db})
 
     def app(self, *, check_schema: bool = True):
