@@ -26,7 +26,9 @@ def test_switching_models_then_reembed(db_url):
         book_id = _library_book(hashing_app, "waste-land.epub")
         n = sum(_models(hashing_app).values())
     with open_app(db_url, embedder="wordllama") as app:
-        assert reembed.plan(app)["chunks"] == n
+        assert reembed.plan(app)["chunks"] == n == reembed.plan(app, book_id=book_id)["chunks"]
+        with pytest.raises(errors.NotFound):  # the dry run says so too, instead of totalling every book
+            reembed.plan(app, book_id=book_id + 99)
         # before re-embedding, search still works by full text and never mixes vector spaces
         assert search.search(app, "cruellest month")[0]["book_id"] == book_id
         done = reembed.reembed(app)

@@ -93,7 +93,7 @@ def reembed_cmd(obj, book_id: int | None, dry_run: bool, as_json: bool) -> None:
     from agentic_pipeline.library import reembed
 
     app = obj.app()
-    todo = reembed.plan(app)
+    todo = reembed.plan(app, book_id=book_id)
     if dry_run:
         emit(todo, as_json, lambda d: click.echo(f"{d['chunks']} chunks in {len(d['books'])} books lack "
                                                  f"{d['model']} vectors"))

@@ -17,10 +17,17 @@ from agentic_pipeline.db import library_store, search_store
 BATCH = 256
 
 
-def plan(app) -> dict[str, Any]:
-    """Which completed books lack vectors for the current model, and how many chunks."""
+def plan(app, *, book_id: int | None = None) -> dict[str, Any]:
+    """Which completed books (or the one ``book_id``) lack vectors for the current model, and how many chunks.
+
+    ``NotFound`` when ``book_id`` is not a completed book.
+    """
     with app.db.read() as conn:
+        if book_id is not None and not search_store.is_searchable_book(conn, book_id):
+            raise errors.NotFound(f"no completed book with id {book_id}",
+                                  hint="only books that finished the pipeline have vectors")
         books = search_store.books_missing_vectors(conn, app.embedder.name)
+    books = [(b, n) for b, n in books if book_id is None or b == book_id]
     return {"model": app.embedder.name, "books": [{"book_id": b, "chunks": n} for b, n in books],
             "chunks": sum(n for _b, n in books)}
 
@@ -29,13 +36,7 @@ def reembed(app, *, book_id: int | None = None, progress: Callable[[int], None] 
     """Embed the missing chunks (of one book, or all completed books); returns what was done."""
     from agentic_pipeline.ingest import embed
 
-    todo = plan(app)
-    books = [b for b in todo["books"] if book_id is None or b["book_id"] == book_id]
-    if book_id is not None and not books:
-        with app.db.read() as conn:
-            if not search_store.is_searchable_book(conn, book_id):
-                raise errors.NotFound(f"no completed book with id {book_id}",
-                                      hint="only books that finished the pipeline have vectors")
+    books = plan(app, book_id=book_id)["books"]
     model, done = app.embedder, 0
     for book in books:
         while True:

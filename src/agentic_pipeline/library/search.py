@@ -31,6 +31,9 @@ def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> l
 
     pool = max(limit * 5, 50)
     with app.db.read() as conn:
+        if book_id is not None and not search_store.is_searchable_book(conn, book_id):
+            raise errors.NotFound(f"no searchable book with id {book_id}",
+                                  hint="search covers completed books; `status` shows where a pipeline is")
         fts_ids = search_store.fts_ranked(conn, query, limit=pool, book_id=book_id)
         ids, blobs, dim = search_store.vectors(conn, app.embedder.name, book_id=book_id)
     vec_ids: list[int] = []
