@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(BIN)/agentic-pipeline --db $(DEMO_DB) pending
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
