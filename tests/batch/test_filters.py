@@ -33,6 +33,7 @@ def test_book_types_are_the_classifiers():
     ({"min_confidence": 1.5}, "min_confidence must be a number between 0 and 1"),
     ({"max_confidence": "high"}, "max_confidence must be a number between 0 and 1"),
     ({"min_confidence": 0.9, "max_confidence": 0.1}, "above max_confidence"),
+    ({"created_after": "2030-01-01", "created_before": "2020-01-01"}, "nothing could match"),
     ({"created_before": "last tuesday"}, "ISO date"),
     ({"source_pattern": ""}, "non-empty glob"),
     ({"max_count": 0}, "at least 1"),
@@ -113,6 +114,9 @@ def _filter(raw) -> BatchFilter | None:
     lo, hi = raw["min_confidence"], raw["max_confidence"]
     if lo is not None and hi is not None and lo > hi:
         return None
+    after, before = raw["created_after"], raw["created_before"]
+    if after is not None and before is not None and after >= before:
+        return None  # an empty time range is refused, as min > max confidence is
     return make_filter(**raw)
 
 

@@ -157,3 +157,14 @@ def test_a_mistyped_db_path_creates_nothing_and_an_empty_db_is_refused(tmp_path,
     assert not (tmp_path / "typo").exists()
     assert run(cli, ["--db", "", "pending"]) == 2
     assert "--db is empty" in capsys.readouterr().err
+
+
+def test_options_that_would_be_ignored_are_usage_errors(tmp_path, capsys):
+    db = str(tmp_path / "x.db")
+    assert run(cli, ["--db", db, "init"]) == 0
+    assert run(cli, ["--db", db, "stuck", "--action", "reject", "--reason", "x"]) == 2
+    assert "go with --reset" in capsys.readouterr().err
+    assert run(cli, ["--db", db, "audit", "--actor", "human:*", "verify"]) == 2
+    assert "filter the listing" in capsys.readouterr().err
+    assert run(cli, ["--db", db, "audit", "--json", "verify"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True

@@ -47,8 +47,10 @@ def reject(app, pipeline_id: int, *, actor: str, reason: str, conn=None) -> dict
             return reject(app, pipeline_id, actor=actor, reason=reason, conn=c)
     p = app.pipelines.get(pipeline_id, conn=conn)
     if not states.can_transition(p.state, State.REJECTED):
-        raise errors.InvalidTransition(f"pipeline {p.id} is {p.state.value} and cannot be rejected; "
-                                       "use `rollback` for approved or complete books")
+        hint = ("use `rollback` to take an approved or complete book out of the library"
+                if p.state in (State.APPROVED, State.EMBEDDING, State.COMPLETE) else
+                "it is already finished" if p.state in states.TERMINAL else "wait until it has left this state")
+        raise errors.InvalidTransition(f"pipeline {p.id} is {p.state.value} and cannot be rejected", hint=hint)
     removed = library_store.delete_book(conn, p.id)
     audit = chain.AuditEntry(action=actions.Action.REJECTED, actor=actor, pipeline_id=p.id, book_id=p.row.get("book_id"),
                              reason=reason, confidence_at_decision=p.row.get("confidence"),

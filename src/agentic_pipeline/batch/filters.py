@@ -119,6 +119,9 @@ def validate(f: BatchFilter) -> None:
         value = getattr(f, name)
         if value is not None and (not isinstance(value, dt.datetime) or value.tzinfo is None):
             raise errors.InputError(f"{name} must be an aware datetime (with a time zone), got {value!r}")
+    if f.created_after is not None and f.created_before is not None and f.created_after >= f.created_before:
+        raise errors.InputError(f"created_after {f.created_after:%Y-%m-%d %H:%M:%S} is not before created_before "
+                                f"{f.created_before:%Y-%m-%d %H:%M:%S}: nothing could match")
     if f.source_pattern is not None and (not isinstance(f.source_pattern, str) or not f.source_pattern):
         raise errors.InputError("source_pattern must be a non-empty glob such as '*/Books/*.pdf'")
     if f.max_count is not None and (isinstance(f.max_count, bool) or not isinstance(f.max_count, int) or f.max_count < 1):

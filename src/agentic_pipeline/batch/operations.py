@@ -211,7 +211,7 @@ def _validate_change(op: Operation, filt: BatchFilter, change: dict[str, Any]) -
 def _refuse(count: int, max_count: int) -> None:
     raise errors.MaxCountExceeded(
         f"{count} books match, more than the maximum of {max_count}; nothing was changed",
-        hint=f"narrow the filter, or raise the limit with --max-count {count} (MCP: max_count={count})",
+        hint=f"narrow the filter, or raise the maximum to {count} (--max-count, or max_count for an assistant)",
         count=count, max_count=max_count)
 
 

@@ -9,7 +9,7 @@ from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_o
 
 @click.group("audit", invoke_without_command=True)
 @click.option("--last", "limit", type=int, default=20, show_default=True, help="Show at most N entries.")
-@click.option("--actor", help="Only this actor; globs work: 'batch:*', 'human:*' (case-sensitive).")
+@click.option("--actor", help="Only this actor; globs work: 'human:*', 'mcp:*' (case-sensitive).")
 @click.option("--action", help="Only this action, e.g. APPROVED, BATCH_REJECTED (case-insensitive).")
 @click.option("--book-id", type=ID, help="Only entries about this library book.")
 @click.option("--pipeline-id", type=ID, help="Only entries about this pipeline.")
@@ -22,13 +22,20 @@ def audit_group(ctx, limit, actor, action, book_id, pipeline_id, last_days, as_j
     \b
     Examples:
       agentic-pipeline audit --last 50
-      agentic-pipeline audit --actor 'batch:*' --last-days 7
+      agentic-pipeline audit --actor 'mcp:*' --last-days 7
       agentic-pipeline audit --action REJECTED --json
       agentic-pipeline audit verify
       agentic-pipeline audit prune            (dry run)
       agentic-pipeline audit prune --execute
     """
     if ctx.invoked_subcommand is not None:
+        given = [name for name, value, default in (("--last", limit, 20), ("--actor", actor, None),
+                 ("--action", action, None), ("--book-id", book_id, None), ("--pipeline-id", pipeline_id, None),
+                 ("--last-days", last_days, None)) if value != default]
+        if given:
+            raise click.UsageError(f"{', '.join(given)} filter the listing (`audit` alone), not "
+                                   f"`audit {ctx.invoked_subcommand}`")
+        ctx.meta["audit_json"] = as_json  # `audit --json verify` means the same as `audit verify --json`
         return
     from agentic_pipeline.audit import trail
 
@@ -52,8 +59,8 @@ def _render_entries(rows) -> None:
 
 @audit_group.command("verify")
 @json_option
-@click.pass_obj
-def verify_cmd(obj, as_json: bool) -> None:
+@click.pass_context
+def verify_cmd(ctx, as_json: bool) -> None:
     """Walk the hash chain; exit 0 with the count when intact, 1 naming the first bad entry.
 
     Detects entries edited, deleted or inserted out of band (e.g. after the append-only triggers
@@ -61,8 +68,8 @@ def verify_cmd(obj, as_json: bool) -> None:
     """
     from agentic_pipeline.audit import trail
 
-    result = trail.verify(obj.app())
-    emit(result, as_json, _render_verify)
+    result = trail.verify(ctx.obj.app())
+    emit(result, as_json or ctx.meta.get("audit_json", False), _render_verify)
     if not result["ok"]:
         raise click.exceptions.Exit(1)
 
@@ -81,8 +88,8 @@ def _render_verify(r) -> None:
 @click.option("--execute", is_flag=True, help="Really remove the entries (default: dry run).")
 @actor_option
 @json_option
-@click.pass_obj
-def prune_cmd(obj, execute: bool, actor: str, as_json: bool) -> None:
+@click.pass_context
+def prune_cmd(ctx, execute: bool, actor: str, as_json: bool) -> None:
     """Remove entries past their retention period (dry run unless --execute).
 
     The policy is the retention_days setting (APPROVED 365, REJECTED 365, ROLLED_BACK 730,
@@ -91,7 +98,8 @@ def prune_cmd(obj, execute: bool, actor: str, as_json: bool) -> None:
     """
     from agentic_pipeline.audit import retention
 
-    emit(retention.prune(obj.app(), execute=execute, actor=actor), as_json, _render_prune)
+    emit(retention.prune(ctx.obj.app(), execute=execute, actor=actor), as_json or ctx.meta.get("audit_json", False),
+         _render_prune)
 
 
 def _render_prune(r) -> None:

@@ -129,6 +129,8 @@ def stuck_cmd(obj, as_json: bool, recover: bool, reset_id: int | None, action: s
     """
     from agentic_pipeline.health import monitor, recovery
 
+    if reset_id is None and (action != "retry" or reason or force):
+        raise click.UsageError("--action, --reason and --force go with --reset ID (recover one book by hand)")
     app = obj.app()
     if reset_id is not None:
         data = recovery.recover_one(app, reset_id, action, actor=actor, reason=reason, force=force)
