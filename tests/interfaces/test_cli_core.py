@@ -168,3 +168,7 @@ def test_options_that_would_be_ignored_are_usage_errors(tmp_path, capsys):
     assert "filter the listing" in capsys.readouterr().err
     assert run(cli, ["--db", db, "audit", "--json", "verify"]) == 0
     assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert run(cli, ["--db", db, "autonomy", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "supervised"
+    assert run(cli, ["--db", db, "autonomy", "--json", "status"]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "supervised"

@@ -70,7 +70,7 @@ def test_set_priority_refuses_out_of_range_with_the_message(app, clock, bad):
 
 def test_set_priority_refuses_finished_books_and_unknown_ids(app, clock):
     (pid,) = rows.insert(app, [rows.row(clock.now(), 0, state="complete")])
-    with pytest.raises(errors.InputError, match="complete"):
+    with pytest.raises(errors.InvalidTransition, match="complete"):
         operations.set_priority(app, pid, 2, actor=ACTOR)
     with pytest.raises(errors.NotFound):
         operations.set_priority(app, pid + 99, 2, actor=ACTOR)

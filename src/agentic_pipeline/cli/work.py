@@ -152,11 +152,17 @@ def rollback_cmd(obj, pipeline_id: int, reason: str, actor: str, as_json: bool) 
 
 
 @click.group("autonomy", invoke_without_command=True)
+@json_option
 @click.pass_context
-def autonomy_group(ctx) -> None:
-    """Show or change the automatic-approval policy (supervised, partial, confident)."""
+def autonomy_group(ctx, as_json: bool) -> None:
+    """Show or change the automatic-approval policy (supervised, partial, confident).
+
+    Without a subcommand: the status (as `autonomy status`).
+    """
     if ctx.invoked_subcommand is None:
-        ctx.invoke(autonomy_status_cmd)
+        ctx.invoke(autonomy_status_cmd, as_json=as_json)
+    elif as_json:
+        ctx.meta["autonomy_json"] = True
 
 
 def _render_autonomy(d) -> None:
@@ -176,7 +182,12 @@ def autonomy_status_cmd(obj, as_json: bool = False) -> None:
     """Show the mode, thresholds, daily cap and today's automatic approvals."""
     from agentic_pipeline.approval import autonomy
 
-    emit(autonomy.status(obj.app()), as_json, _render_autonomy)
+    emit(autonomy.status(obj.app()), _group_json(as_json), _render_autonomy)
+
+
+def _group_json(as_json: bool) -> bool:
+    """``autonomy --json SUBCOMMAND`` means the same as ``autonomy SUBCOMMAND --json``."""
+    return as_json or click.get_current_context().meta.get("autonomy_json", False)
 
 
 @autonomy_group.command("enable")
@@ -201,7 +212,7 @@ def autonomy_enable_cmd(obj, mode, threshold, type_thresholds, daily_cap, actor,
         except ValueError:
             raise errors.InputError(f"--type-threshold wants TYPE=VALUE, got {item!r}") from None
     data = autonomy.enable(obj.app(), mode, actor=actor, threshold=threshold, thresholds=parsed, daily_cap=daily_cap)
-    emit(data, as_json, _render_autonomy)
+    emit(data, _group_json(as_json), _render_autonomy)
 
 
 @autonomy_group.command("disable")
@@ -212,7 +223,7 @@ def autonomy_disable_cmd(obj, actor, as_json) -> None:
     """Back to supervised: every book waits for a human."""
     from agentic_pipeline.approval import autonomy
 
-    emit(autonomy.disable(obj.app(), actor=actor), as_json, _render_autonomy)
+    emit(autonomy.disable(obj.app(), actor=actor), _group_json(as_json), _render_autonomy)
 
 
 @autonomy_group.command("resume")
@@ -223,7 +234,7 @@ def autonomy_resume_cmd(obj, actor, as_json) -> None:
     """Clear the escape hatch and return to the mode in force before it."""
     from agentic_pipeline.approval import autonomy
 
-    emit(autonomy.resume(obj.app(), actor=actor), as_json, _render_autonomy)
+    emit(autonomy.resume(obj.app(), actor=actor), _group_json(as_json), _render_autonomy)
 
 
 @click.command("escape-hatch")

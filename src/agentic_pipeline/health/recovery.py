@@ -94,8 +94,8 @@ def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str, rea
         raise errors.NotFound(f"no pipeline with id {pipeline_id}")
     state = S(row["state"])
     if state not in states.WORKING and state is not S.NEEDS_RETRY:
-        raise errors.InputError(f"pipeline {pipeline_id} is {state.value}: only books in a working state "
-                                "or NEEDS_RETRY can be recovered")
+        raise errors.InvalidTransition(f"pipeline {pipeline_id} is {state.value}: only books in a working state "
+                                       "or NEEDS_RETRY can be recovered")
     from agentic_pipeline.health import monitor
 
     limits = monitor.current_thresholds(app)

@@ -24,7 +24,7 @@ def set_priority(app, pipeline_id: int, priority: int, *, actor: str, reason: st
             return set_priority(app, pipeline_id, priority, actor=actor, reason=reason, conn=c)
     current = app.pipelines.get(pipeline_id, conn=conn)
     if current.state in rules.FINISHED:
-        raise errors.InputError(f"pipeline {pipeline_id} is {current.state.value}: its priority no longer matters")
+        raise errors.InvalidTransition(f"pipeline {pipeline_id} is {current.state.value}: its priority no longer matters")
     old = _snapshot(current.priority, current.base_priority, current.row["aging_level"])
     new = _snapshot(priority, priority, 0)
     result = {"id": pipeline_id, "state": current.state.value, "old": old, "new": new, "changed": old != new}
