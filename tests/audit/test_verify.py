@@ -67,10 +67,12 @@ def _problem(app):
 
 
 def test_edited_entry_is_named(app, clock):
-    _trail(app, clock)
+    rows = _trail(app, clock)
     drop_guards(app)
     tamper(app, "UPDATE approval_audit SET reason = 'rubber-stamped' WHERE id = 4")
     assert _problem(app)["entry_id"] == 4 and _problem(app)["kind"] == "edited"
+    result = trail.verify(app)  # what was verified: the three entries before the edited one
+    assert (result["count"], result["last_id"], result["last_hash"]) == (3, 3, rows[2]["entry_hash"])
 
 
 def test_edited_json_document_is_named(app, clock):

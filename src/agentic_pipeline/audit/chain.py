@@ -210,7 +210,7 @@ def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row
             problem = _check_gap((id_, prev), prev_id, prev_hash, runs[k] if k < len(runs) else None)
             if problem is not None:
                 verdict.problem = problem
-                return verdict
+                return _good_up_to(verdict, prev_id, prev_hash)
             if id_ != prev_id + 1:
                 verdict.pruned_ids += id_ - prev_id - 1
                 k += 1
@@ -219,13 +219,18 @@ def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row
             verdict.problem = Problem(id_, "rechained", (
                 f"entry {id_}: its prev_hash does not match entry {prev_id}'s hash (entry {prev_id} was edited "
                 f"with its hash recomputed, or entry {id_} was inserted or re-chained out of band)"))
-            return verdict
+            return _good_up_to(verdict, prev_id, prev_hash)
         if check is not True and not (key is None and check and sha(check).hexdigest() == stored):
             if not _hash_ok(id_, stored, check, key, verdict, full_row):
-                return verdict
+                return _good_up_to(verdict, prev_id, prev_hash)
         prev_id, prev_hash = id_, stored
         verdict.count += 1
-    verdict.last_id, verdict.last_hash = (prev_id or None), prev_hash
+    return _good_up_to(verdict, prev_id, prev_hash)
+
+
+def _good_up_to(verdict: Verdict, last_id: int, last_hash: str) -> Verdict:
+    """The verdict's last good entry: the chain's head when intact, else the entry before the problem."""
+    verdict.last_id, verdict.last_hash = (last_id or None), last_hash
     return verdict
 
 
