@@ -204,3 +204,17 @@ def test_batch_priority_is_a_manual_change_per_book(app, clock):
     audit = rows.audit_rows(app, "PRIORITY_CHANGED")
     assert [(a["before_state"]["priority"], a["after_state"]["priority"]) for a in audit] == [(3, 9)] * 3
     assert rows.audit_rows(app, "BATCH_PRIORITY_CHANGED")[0]["after_state"]["change"] == {"priority": 9}
+
+
+def test_a_book_that_left_and_came_back_is_a_new_decision_the_plan_never_saw(app, clock):
+    (pid,) = rows.insert(app, [rows.row(clock.now(), 0)])  # pending approval, confidence as a textbook
+    plan = batch.plan_batch(app, "approve", make_filter(book_type="textbook"))
+    assert plan.ids == [pid]
+    clock.advance(60)  # rejected, retried, reprocessed: pending again, with a confidence the plan never saw
+    for to, expect in ((State.REJECTED, State.PENDING_APPROVAL), (State.NEEDS_RETRY, State.REJECTED),
+                       (State.PROCESSING, State.NEEDS_RETRY), (State.VALIDATING, State.PROCESSING),
+                       (State.PENDING_APPROVAL, State.VALIDATING)):
+        app.pipelines.transition(pid, to, expect=expect, actor=ACTOR, updates={"confidence": 0.2})
+    result = batch.apply(app, plan, actor=ACTOR)
+    assert result["applied_ids"] == [] and "came back" in result["skipped_details"][0]["reason"]
+    assert app.pipelines.get(pid).state is State.PENDING_APPROVAL

@@ -28,7 +28,11 @@ class ChunkResult:
 
 
 def split_unchanged(planned: Sequence[dict[str, Any]], current: dict[int, dict[str, Any]]) -> tuple[list[dict], list[dict]]:
-    """(still as planned, skipped with reason): a book whose state moved since the plan is never touched."""
+    """(still as planned, skipped with reason): a book whose state moved since the plan is never touched.
+
+    "Moved" includes leaving the state and coming back to it (``state_entered_at`` differs): a book
+    rejected, retried and pending again is a new decision, with a new confidence the plan never saw.
+    """
     ready, skipped = [], []
     for row in planned:
         now_row = current.get(row["id"])
@@ -37,6 +41,8 @@ def split_unchanged(planned: Sequence[dict[str, Any]], current: dict[int, dict[s
         elif now_row["state"] != row["state"]:
             skipped.append({"id": row["id"], "reason": f"state changed since the preview: was {row['state']}, "
                                                         f"now {now_row['state']}"})
+        elif "state_entered_at" in row and now_row["state_entered_at"] != row["state_entered_at"]:
+            skipped.append({"id": row["id"], "reason": f"left {row['state']} and came back since the preview"})
         else:
             ready.append(now_row)
     return ready, skipped

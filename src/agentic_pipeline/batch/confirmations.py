@@ -2,7 +2,7 @@
 
 The MCP batch tools act in two calls: a preview, then the same call with ``execute=true`` and the
 token the preview returned. A token is a random string the server remembers with the digest of
-the plan it was issued for (``operations.plan_digest``: operation, filter, change, exact ids) and
+the plan it was issued for (``operations.plan_digest``: operation, filter, change, the exact books) and
 the time it was issued. It cannot be computed from the request (a model must ask for the preview),
 it works once (a retry that re-matches the same books needs a new preview), and it expires after
 ``TTL_SECONDS``. The store lives in the server process that issued the token; ``now`` is passed in.

@@ -94,7 +94,7 @@ def plan_batch(app, operation: str, filt: BatchFilter, **change: Any) -> BatchPl
     for row in rows:
         row["age_seconds"] = round((now - row["created_at"]).total_seconds(), 3)
         row["title"] = row["title"] or row["source_path"].rsplit("/", 1)[-1]
-    digest = plan_digest(op.name, filt, [r["id"] for r in rows], change)
+    digest = plan_digest(op.name, filt, rows, change)
     return BatchPlan(op.name, filt, change, max_count, rows, now, digest)
 
 
@@ -152,9 +152,14 @@ def batch_priority(app, filt: BatchFilter, priority: int, *, actor: str | None =
     return run_batch(app, "priority", filt, execute=execute, actor=actor, priority=priority)
 
 
-def plan_digest(operation: str, filt: BatchFilter, ids: list[int], change: dict[str, Any]) -> str:
-    """What a confirmation is bound to: the operation, the filter, the change and the exact set of matching ids."""
-    doc = {"operation": operation, "filter": filt.criteria(), "ids": sorted(ids), "change": change}
+def plan_digest(operation: str, filt: BatchFilter, rows: list[dict[str, Any]], change: dict[str, Any]) -> str:
+    """What a confirmation is bound to: the operation, the filter, the change and the exact matching books.
+
+    A book is its id and when it entered its state: one that left and came back since the preview
+    (rejected, retried, pending again with another confidence) is not the book that was confirmed.
+    """
+    books = sorted((r["id"], str(r.get("state_entered_at"))) for r in rows)
+    doc = {"operation": operation, "filter": filt.criteria(), "books": books, "change": change}
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()[:32]
 
 

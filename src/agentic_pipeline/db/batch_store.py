@@ -29,7 +29,8 @@ from agentic_pipeline.pipeline.states import State
 
 #: the columns a plan shows and an apply needs
 PLAN_COLUMNS = (pp.c.id, pp.c.title, pp.c.source_path, pp.c.book_type, pp.c.confidence, pp.c.state,
-                pp.c.created_at, pp.c.priority, pp.c.base_priority, pp.c.aging_level, pp.c.book_id)
+                pp.c.state_entered_at, pp.c.created_at, pp.c.priority, pp.c.base_priority, pp.c.aging_level,
+                pp.c.book_id)
 _LOCK_COLUMNS = (pp.c.id, pp.c.state, pp.c.state_entered_at, pp.c.priority, pp.c.base_priority, pp.c.aging_level,
                  pp.c.book_id, pp.c.confidence, pp.c.lease_owner, pp.c.lease_expires_at)
 
