@@ -170,11 +170,28 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return data
 
 
+#: dict settings a configured value replaces whole (a policy), instead of overriding key by key
+REPLACING_DICTS = {"retention_days"}
+
+
+def _retention_policy(name: str, given: dict[str, Any]) -> dict[str, int]:
+    """A retention policy as configured: whole days of at least 1; an action no key matches is kept forever."""
+    policy = {}
+    for key, days in given.items():
+        if isinstance(days, bool) or not isinstance(days, (int, float)) or days < 1 or int(days) != days:
+            raise errors.ConfigError(f"invalid value for setting {name}: {key} = {days!r} (whole days, at least 1; "
+                                     "leave an action out to keep it forever)")
+        policy[str(key)] = int(days)
+    return policy
+
+
 def _coerce(name: str, value: Any, default: Any) -> Any:
     """Convert a raw value (from TOML, env or CLI) to the type of the field's default."""
     try:
         if isinstance(default, dict):
             given = json.loads(value) if isinstance(value, str) else dict(value)
+            if name in REPLACING_DICTS:
+                return _retention_policy(name, given)
             return {**default, **given}
         if isinstance(default, bool):
             return value if isinstance(value, bool) else str(value).lower() in {"1", "true", "yes", "on"}

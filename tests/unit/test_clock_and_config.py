@@ -64,3 +64,16 @@ def test_a_bad_database_url_is_a_config_error_that_never_shows_the_password(db, 
         Database(config.resolve_db_url(db, tmp_path))
     assert "hunter2" not in str(info.value) and "admin:***@" in str(info.value)
     assert config.mask_password("postgresql://u@h/x") == "postgresql://u@h/x"
+
+
+def test_a_configured_retention_policy_replaces_the_default_whole():
+    got = config.load({"retention_days": {"*": 3650}}, environ={}).retention_days
+    assert got == {"*": 3650}
+    env = config.load(environ={"AGENTIC_PIPELINE_RETENTION_DAYS": '{"BATCH_*": 30}'}).retention_days
+    assert env == {"BATCH_*": 30}  # everything else is kept forever
+    assert config.load(environ={}).retention_days["APPROVED"] == 365  # the default when nothing is configured
+    for bad in ({"APPROVED": 0}, {"APPROVED": -5}, {"APPROVED": 1.5}, {"APPROVED": "x"}):
+        with pytest.raises(errors.ConfigError, match="whole days"):
+            config.load({"retention_days": bad}, environ={})
+    # other dict settings still override one key at a time
+    assert config.load({"stage_timeouts": {"hashing": 5}}, environ={}).stage_timeouts["processing"] == 900
