@@ -71,6 +71,8 @@ class Settings:
     expected_seconds: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_STAGE_SECONDS))
     stuck_multiplier: float = 2.0
     stuck_min_samples: int = 100
+    #: no working book is stuck before this many seconds in its state, whatever the median says
+    stuck_floor_seconds: float = 30.0
     recovery_minutes: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_RECOVERY_MINUTES))
     max_auto_recoveries: int = 2
     alert_failure_rate: float = 0.20

@@ -42,6 +42,17 @@ def test_thresholds_use_design_defaults_until_min_samples_then_median():
     assert t.limit_seconds == pytest.approx(600, rel=0.025)
 
 
+def test_a_tiny_median_never_makes_a_limit_under_the_floor():
+    fast = {"processing": sketch_of([0.05] * 100)}
+    t = stuck_detector.thresholds(fast, SETTINGS)["processing"]
+    assert t.source == "median" and t.expected_seconds < 0.1
+    assert t.limit_seconds == SETTINGS.stuck_floor_seconds == 30.0
+    one_second_in = row(S.PROCESSING, 1 / 60)
+    assert stuck_detector.check(one_second_in, stuck_detector.thresholds(fast, SETTINGS), NOW) is None
+    hung = row(S.PROCESSING, 1)  # a minute in a 50 ms stage, lease live: stuck
+    assert stuck_detector.check(hung, stuck_detector.thresholds(fast, SETTINGS), NOW).reason == "over_threshold"
+
+
 def test_sketch_quantiles_are_within_bucket_accuracy():
     import random
 

@@ -64,7 +64,12 @@ class StuckBook:
 
 
 def thresholds(stats: Mapping[str, Any], settings) -> dict[str, Threshold]:
-    """Per working state: defaults until ``stuck_min_samples`` samples, then the observed median."""
+    """Per working state: defaults until ``stuck_min_samples`` samples, then the observed median.
+
+    The limit is ``expected × stuck_multiplier``, but never under ``stuck_floor_seconds``: a stage
+    whose median is a few milliseconds would otherwise call a healthy book stuck one second in
+    (heartbeats come every 15 s; nothing finer is meaningful).
+    """
     out = {}
     for state in sorted(STUCK_STATES, key=lambda s: s.value):
         name = state.value
@@ -74,7 +79,8 @@ def thresholds(stats: Mapping[str, Any], settings) -> dict[str, Threshold]:
             expected, source = float(st.median_seconds), "median"
         else:
             expected, source = float(settings.expected_seconds[name]), "default"
-        out[name] = Threshold(name, expected, source, samples, expected * settings.stuck_multiplier)
+        limit = max(expected * settings.stuck_multiplier, float(settings.stuck_floor_seconds))
+        out[name] = Threshold(name, expected, source, samples, limit)
     return out
 
 
