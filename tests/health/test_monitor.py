@@ -62,6 +62,22 @@ def test_report_generation_counts_queue_and_cache(app, clock):
     assert tasks.refresh_health(app)["status"] == "warning"
 
 
+def test_approved_books_and_due_retries_with_no_worker_raise_no_workers(app, clock):
+    path = [S.HASHING, S.CLASSIFYING, S.SELECTING_STRATEGY, S.PROCESSING, S.VALIDATING, S.PENDING_APPROVAL,
+            S.APPROVED]
+    for i in range(3):
+        p = app.pipelines.create(source_path=f"/b/{i}.epub", actor="human:t")
+        prev = S.DETECTED
+        for to in path:
+            app.pipelines.transition(p.id, to, expect=prev, actor="human:t")
+            prev = to
+    clock.advance(hours=5)
+    r = monitor.get_health(app, fresh=True)
+    assert r["queued"] == 0 and r["approved"] == 3
+    assert [a["code"] for a in r["alerts"]] == ["no_workers"] and "3 books waiting" in r["alerts"][0]["message"]
+    assert r["estimated_queue_minutes"] is None  # no worker: no estimate
+
+
 def test_live_worker_holding_a_lease_shows_as_active(app, clock):
     pid, _ = start(app, n=2)
     add_worker(app, "w1", current=pid)

@@ -172,3 +172,6 @@ def test_disk_space_low_alert_is_critical():
 def test_no_workers_alert():
     assert codes(queued=3, live_workers=0) == ["no_workers"]
     assert codes(queued=0, live_workers=0) == []
+    # approved books to embed and due retries are work waiting for a worker too
+    assert codes(queued=0, workable=3, live_workers=0) == ["no_workers"]
+    assert codes(queued=0, workable=2, last_progress_at=NOW - dt.timedelta(minutes=61)) == ["worker_idle"]

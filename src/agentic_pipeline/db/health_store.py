@@ -67,6 +67,13 @@ def working_rows(conn: sa.Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
+def due_retries(conn: sa.Connection, now: dt.datetime) -> int:
+    """NEEDS_RETRY pipelines whose next attempt is due (a worker would claim them now)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(pp).where(
+        pp.c.state == S.NEEDS_RETRY.value,
+        sa.or_(pp.c.next_attempt_at.is_(None), pp.c.next_attempt_at <= now))).scalar_one()
+
+
 def waiting_retries(conn: sa.Connection, due_before: dt.datetime) -> list[dict[str, Any]]:
     """NEEDS_RETRY pipelines due before ``due_before`` (overdue candidates; next_attempt_at >= entered)."""
     rows = conn.execute(sa.select(*_CANDIDATE_COLUMNS).where(

@@ -6,9 +6,12 @@
 | high_failure_rate | warning  | > alert_failure_rate of the last 100 finished books (COMPLETE or       |
 |                   |          | FAILED) failed; needs at least MIN_FINISHED of them to judge           |
 | queue_backup      | info     | more than alert_queue_backup books queued (DETECTED)                   |
-| worker_idle       | info     | workers alive, work queued, and no stage finished for alert_idle_minutes |
+| worker_idle       | info     | workers alive, work waiting, and no stage finished for alert_idle_minutes |
 | disk_space_low    | critical | under alert_disk_free_mb free where the SQLite database lives          |
-| no_workers        | warning  | work queued and no live worker                                          |
+| no_workers        | warning  | work waiting and no live worker                                         |
+
+"Work waiting" is what a worker would claim now: DETECTED, APPROVED (to embed) and NEEDS_RETRY
+books whose next attempt is due (``workable``).
 
 "Nothing completed" for ``worker_idle`` means no book finished any stage: in supervised mode
 books stop at PENDING_APPROVAL, so COMPLETE alone would call busy workers idle.
@@ -46,6 +49,12 @@ class AlertInputs:
     failed_recent: int
     last_progress_at: dt.datetime | None
     disk_free_bytes: int | None
+    #: queued + approved + due retries; defaults to ``queued`` for callers that only know that
+    workable: int | None = None
+
+    @property
+    def waiting_work(self) -> int:
+        return self.queued if self.workable is None else self.workable
 
 
 def evaluate(inp: AlertInputs, now: dt.datetime, settings) -> list[Alert]:
@@ -89,14 +98,14 @@ def queue_backup(inp, now, settings) -> list[Alert]:
 
 
 def worker_idle(inp, now, settings) -> list[Alert]:
-    if not inp.live_workers or not inp.queued:
+    if not inp.live_workers or not inp.waiting_work:
         return []
     idle_for = settings.alert_idle_minutes * 60
     if inp.last_progress_at is not None and (now - inp.last_progress_at).total_seconds() < idle_for:
         return []
     since = "ever" if inp.last_progress_at is None else f"{(now - inp.last_progress_at).total_seconds() / 60:.0f} min"
-    return [Alert("worker_idle", "info", f"{inp.live_workers} workers alive and {inp.queued} books queued, "
-                                         f"but no stage finished for {since}")]
+    return [Alert("worker_idle", "info", f"{inp.live_workers} workers alive and {inp.waiting_work} books waiting "
+                                         f"for one, but no stage finished for {since}")]
 
 
 def disk_space_low(inp, now, settings) -> list[Alert]:
@@ -107,10 +116,10 @@ def disk_space_low(inp, now, settings) -> list[Alert]:
 
 
 def no_workers(inp, now, settings) -> list[Alert]:
-    if inp.live_workers or not inp.queued:
+    if inp.live_workers or not inp.waiting_work:
         return []
-    return [Alert("no_workers", "warning", f"{inp.queued} books queued and no live worker: "
-                                           "start one with `agentic-pipeline worker`")]
+    return [Alert("no_workers", "warning", f"{inp.waiting_work} books waiting for a worker (queued, approved or "
+                                           "due for retry) and no live worker: start one with `agentic-pipeline worker`")]
 
 
 RULES = (stuck_pipeline, high_failure_rate, queue_backup, worker_idle, disk_space_low, no_workers)

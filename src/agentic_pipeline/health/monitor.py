@@ -44,6 +44,8 @@ class Snapshot:
     failed_recent: int
     stats: dict[str, stats.StateStats]
     disk_free_bytes: int | None
+    #: NEEDS_RETRY books whose next attempt is due: work a worker would claim now
+    due_retries: int = 0
 
 
 @dataclasses.dataclass
@@ -91,9 +93,12 @@ def build_report(snap: Snapshot, now: dt.datetime, settings) -> HealthReport:
     stuck = stuck_detector.detect(snap.candidates, limits, now)
     active = sum(1 for r in snap.candidates if S(r["state"]) in states.WORKING and _leased(r, now))
     queued = snap.counts.get(S.DETECTED.value, 0)
+    # what a worker would claim now: new books, approved books to embed, retries that are due
+    workable = queued + snap.counts.get(S.APPROVED.value, 0) + snap.due_retries
+    to_process = queued + snap.due_retries  # whole books (approved ones only need embedding)
     work = [r["work_seconds"] for r in snap.recent_completed if r["work_seconds"] > 0]
     per_book = statistics.fmean(work) if work else sum(t.expected_seconds for t in limits.values())
-    inputs = alert_rules.AlertInputs(stuck=stuck, queued=queued, live_workers=len(snap.workers),
+    inputs = alert_rules.AlertInputs(stuck=stuck, queued=queued, workable=workable, live_workers=len(snap.workers),
                                      finished_recent=snap.finished_recent, failed_recent=snap.failed_recent,
                                      last_progress_at=snap.last_progress_at, disk_free_bytes=snap.disk_free_bytes)
     found = alert_rules.evaluate(inputs, now, settings)
@@ -103,8 +108,8 @@ def build_report(snap: Snapshot, now: dt.datetime, settings) -> HealthReport:
         completed_24h=snap.completed_24h, failed=snap.counts.get(S.NEEDS_RETRY.value, 0),
         failed_permanently=snap.counts.get(S.FAILED.value, 0),
         avg_processing_seconds=_avg_processing(snap.recent_completed),
-        estimated_queue_minutes=(0.0 if not queued else round(queued * per_book / len(snap.workers) / 60, 1)
-                                 if snap.workers else None),
+        estimated_queue_minutes=(None if not snap.workers else 0.0 if not to_process
+                                 else round(to_process * per_book / len(snap.workers) / 60, 1)),
         queue_by_priority=snap.queue_by_priority, counts_by_state=snap.counts,
         waiting={s: {"count": snap.counts.get(s, 0), "oldest_age_seconds": _age(snap.oldest.get(s), now)}
                  for s in WAITING_STATES},
@@ -129,6 +134,7 @@ def collect_snapshot(app, conn, now: dt.datetime) -> Snapshot:
         completed_24h=hs.entered_since(conn, S.COMPLETE.value, now - dt.timedelta(hours=24)),
         last_progress_at=hs.last_entered(conn, PROGRESS_STATES), recent_completed=hs.recent_completed(conn),
         finished_recent=finished, failed_recent=failed, stats=summaries, disk_free_bytes=hs.disk_free_bytes(app.db.url),
+        due_retries=hs.due_retries(conn, now),
     )
 
 
