@@ -78,6 +78,28 @@ def test_approved_books_and_due_retries_with_no_worker_raise_no_workers(app, clo
     assert r["estimated_queue_minutes"] is None  # no worker: no estimate
 
 
+def test_high_failure_rate_counts_books_by_their_latest_finish_and_clears_when_they_are_mended(app, clock):
+    path = [S.HASHING, S.CLASSIFYING, S.SELECTING_STRATEGY, S.PROCESSING, S.VALIDATING, S.PENDING_APPROVAL,
+            S.APPROVED, S.EMBEDDING, S.COMPLETE]
+    ids = []
+    for i in range(12):
+        p = app.pipelines.create(source_path=f"/b/{i}.epub", actor="human:t")
+        app.pipelines.transition(p.id, S.HASHING, expect=S.DETECTED, actor="human:t")
+        app.pipelines.transition(p.id, S.FAILED, expect=S.HASHING, actor="human:t")
+        ids.append(p.id)
+    first = monitor.get_health(app, fresh=True)
+    assert "high_failure_rate" in [a["code"] for a in first["alerts"]]
+    clock.advance(60)
+    for pid in ids:  # each failed book is retried and completes
+        app.pipelines.transition(pid, S.NEEDS_RETRY, expect=S.FAILED, actor="human:t")
+        prev = S.NEEDS_RETRY
+        for to in path:
+            app.pipelines.transition(pid, to, expect=prev, actor="human:t")
+            prev = to
+    mended = monitor.get_health(app, fresh=True)
+    assert "high_failure_rate" not in [a["code"] for a in mended["alerts"]]
+
+
 def test_live_worker_holding_a_lease_shows_as_active(app, clock):
     pid, _ = start(app, n=2)
     add_worker(app, "w1", current=pid)

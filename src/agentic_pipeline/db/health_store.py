@@ -125,14 +125,23 @@ def last_entered(conn: sa.Connection, names: Iterable[str]) -> dt.datetime | Non
 
 
 def recent_finished(conn: sa.Connection, limit: int = 100) -> tuple[int, int]:
-    """(finished, failed) among the last ``limit`` books that reached COMPLETE or FAILED."""
-    found: list[tuple[dt.datetime, str]] = []
+    """(finished, failed) among the last ``limit`` books that reached COMPLETE or FAILED, each by its latest finish.
+
+    A book that failed, was retried and then completed counts once, as completed: the alert is about
+    books, not about failure events (which would keep it firing after every failure was mended).
+    """
+    found: list[tuple[dt.datetime, int, int, str]] = []
     for state in (S.COMPLETE.value, S.FAILED.value):
-        rows = conn.execute(sa.select(hist.c.at).where(hist.c.to_state == state)
-                            .order_by(hist.c.at.desc()).limit(limit))
-        found += [(at, state) for (at,) in rows]
-    last = sorted(found, reverse=True)[:limit]
-    return len(last), sum(1 for _, s in last if s == S.FAILED.value)
+        rows = conn.execute(sa.select(hist.c.at, hist.c.id, hist.c.pipeline_id).where(hist.c.to_state == state)
+                            .order_by(hist.c.at.desc()).limit(limit * 3))
+        found += [(at, hid, pid, state) for at, hid, pid in rows]
+    latest: dict[int, str] = {}
+    for _at, _hid, pid, state in sorted(found, reverse=True):
+        if pid not in latest:
+            latest[pid] = state
+            if len(latest) == limit:
+                break
+    return len(latest), sum(1 for s in latest.values() if s == S.FAILED.value)
 
 
 def recent_completed(conn: sa.Connection, limit: int = 100) -> list[dict[str, Any]]:
