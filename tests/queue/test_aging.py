@@ -86,7 +86,10 @@ def test_manual_change_resets_aging_so_the_book_can_age_again(app, clock):
     operations.set_priority(app, pid, 6, actor=ACTOR)
     assert _state(app, pid) == (6, 6, 0)
     clock.advance(hours=1)
-    aging.run_aging(app)  # still waiting > 24 h since queued: boosted again from the new base
+    aging.run_aging(app)  # the person's number stands: the aging clock restarted with the change
+    assert _state(app, pid) == (6, 6, 0)
+    clock.advance(hours=24)
+    aging.run_aging(app)  # a full threshold after the change: boosted from the new base
     assert _state(app, pid) == (4, 6, 1)
 
 

@@ -96,7 +96,8 @@ class Shared:
 
 
 def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
-    """Set the priority of a chunk: a manual change (base priority reset, aging level 0), audited per book."""
+    """Set the priority of a chunk: a manual change (base priority reset, aging level 0, aging clock restarted),
+    audited per book."""
     new = ctx.change["priority"]
     current = batch_store.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
@@ -110,7 +111,8 @@ def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     for state in sorted({r["state"] for r in todo}):
         ids = [r["id"] for r in todo if r["state"] == state]
         moved.update(batch_store.update_many(conn, ids, State(state), {"priority": new, "base_priority": new,
-                                                                       "aging_level": 0}, ctx.now))
+                                                                       "aging_level": 0, "queued_at": ctx.now},
+                                             ctx.now))
     docs, snap = Shared(), {"priority": new, "base_priority": new, "aging_level": 0}
     entries = [chain.AuditEntry(action=actions.Action.PRIORITY_CHANGED, actor=ctx.actor, pipeline_id=r["id"],
                                 book_id=r.get("book_id"), after_state=snap, filter_used=ctx.filter_used,

@@ -1,8 +1,9 @@
 """Changing one book's priority by hand (CLI ``priority``, MCP ``set_priority``).
 
-A manual change sets both ``priority`` and ``base_priority`` to the new number and resets
-``aging_level`` to 0: the person's choice is the new starting point, and the book can age again
-from it. Audited as PRIORITY_CHANGED with the old and new values and the actor.
+A manual change sets both ``priority`` and ``base_priority`` to the new number, resets
+``aging_level`` to 0 and restarts the aging clock (``queued_at``): the person's choice is the new
+starting point, and the book ages again from it, a full threshold later (keeping the old clock
+would re-apply the aging the person just overrode within the hour). Audited as PRIORITY_CHANGED with the old and new values and the actor.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def set_priority(app, pipeline_id: int, priority: int, *, actor: str, reason: st
     entry = chain.AuditEntry(action=actions.Action.PRIORITY_CHANGED, actor=actor, pipeline_id=pipeline_id,
                              book_id=current.row.get("book_id"), reason=reason, before_state=old, after_state=new)
     app.pipelines.update_fields(pipeline_id, expect=current.state, audit=entry, conn=conn,
-                                values={"priority": priority, "base_priority": priority, "aging_level": 0})
+                                values={"priority": priority, "base_priority": priority, "aging_level": 0,
+                                        "queued_at": app.clock.now()})
     return result
 
 

@@ -4,8 +4,8 @@ Three columns describe a book's priority: ``base_priority`` (what a person asked
 ``status``), ``priority`` (the effective value workers order by) and ``aging_level`` (0 fresh,
 1 after the first threshold's boost, 2 after the second threshold's promotion to 1). The
 effective priority is always a function of the other two, so aging never compounds: each level is
-applied once, and a manual change resets ``base_priority`` and ``aging_level`` (the person's new
-number is the new starting point).
+applied once, and a manual change resets ``base_priority``, ``aging_level`` and the aging clock
+(the person's new number is the new starting point).
 """
 
 from __future__ import annotations
