@@ -238,3 +238,20 @@ def test_metrics_text(app, clock):
     assert "agentic_pipeline_completed_total 0.0" in text and "agentic_pipeline_recovered_total 0.0" in text
     assert 'agentic_pipeline_state_duration_seconds_bucket{le="60.0",state="hashing"} 1.0' in text
     assert "agentic_pipeline_workers 0.0" in text and "agentic_pipeline_stuck 0.0" in text
+
+
+def test_recovered_total_never_goes_down_when_retention_prunes_the_audit_entries(app, clock):
+    from agentic_pipeline.audit import retention
+
+    pid, _ = start(app, n=1, to=S.PROCESSING)
+    keep_alive(app, clock, pid, 61)
+    assert recovery.recover_stuck(app, actor="system:health_monitor")["recovered"][0]["id"] == pid
+
+    def recovered():
+        line = [l for l in metrics.render(app)[0].decode().splitlines() if l.startswith("agentic_pipeline_recovered_total")]
+        return float(line[0].split()[-1])
+
+    assert recovered() == 1.0
+    clock.advance(days=400)  # past every default retention period
+    assert retention.prune(app, execute=True)["by_action"].get("STUCK_RECOVERED") == 1
+    assert recovered() == 1.0

@@ -89,8 +89,26 @@ def totals(app, conn, sketches: Mapping[str, stats.Sketch], watermark: int | Non
             if dst in entered:
                 entered[dst] += n
         out = {f"{name}_total": entered[state] for name, state in COUNTED.items()}
-    out["recovered_total"] = hs.count_audit(conn, actions.Action.STUCK_RECOVERED.value)
+    out["recovered_total"] = (hs.count_audit(conn, actions.Action.STUCK_RECOVERED.value)
+                              + _pruned(conn, actions.Action.STUCK_RECOVERED.value))
     return out
+
+
+def _pruned(conn, action: str) -> int:
+    """How many ``action`` entries retention removed, from its RETENTION_PRUNED records (kept forever).
+
+    A counter must never go down (Prometheus reads a drop as a restart): entries removed by
+    retention still count. Each record of a multi-part prune carries the whole prune's counts,
+    so only part 1 is added.
+    """
+    from agentic_pipeline.db import audit_store
+
+    total = 0
+    for _id, doc in audit_store.pruned_records(conn):
+        if isinstance(doc, dict) and doc.get("part", 1) == 1 and isinstance(doc.get("by_action"), dict):
+            value = doc["by_action"].get(action, 0)
+            total += value if isinstance(value, int) else 0
+    return total
 
 
 def render(app) -> tuple[bytes, str]:
