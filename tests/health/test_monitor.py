@@ -255,3 +255,44 @@ def test_recovered_total_never_goes_down_when_retention_prunes_the_audit_entries
     clock.advance(days=400)  # past every default retention period
     assert retention.prune(app, execute=True)["by_action"].get("STUCK_RECOVERED") == 1
     assert recovered() == 1.0
+
+
+def test_postgres_stats_wait_for_a_history_row_whose_transaction_stays_open_past_the_lag(db_url):
+    """A transaction that wrote a history row and is still open must not be passed by the watermark."""
+    import threading
+
+    from agentic_pipeline.clock import FakeClock
+    from tests.conftest import open_app
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("SQLite has one writer: a history row is visible in id order")
+    clock = FakeClock(dt.datetime.now(dt.timezone.utc))
+    app, other = open_app(db_url, clock), open_app(db_url, clock)
+    try:
+        slow = app.pipelines.create(source_path="/b/slow", actor="human:t").id
+        fast = app.pipelines.create(source_path="/b/fast", actor="human:t").id
+        tasks.refresh_stats(app)
+        wrote, release, done = threading.Event(), threading.Event(), threading.Event()
+
+        def long_transaction():
+            with other.db.write() as conn:  # writes its history row, then stays open (e.g. behind a lock)
+                other.pipelines.transition(slow, S.REJECTED, expect=S.DETECTED, actor="human:t", conn=conn)
+                wrote.set()
+                release.wait(30)
+            done.set()
+
+        thread = threading.Thread(target=long_transaction)
+        thread.start()
+        assert wrote.wait(30)
+        app.pipelines.transition(fast, S.REJECTED, expect=S.DETECTED, actor="human:t")  # commits after it
+        clock.advance(stats.WATERMARK_LAG_SECONDS * 6)  # both rows are older than the lag now
+        tasks.refresh_stats(app)  # sees only the fast row: must not move past the slow one
+        release.set()
+        assert done.wait(30)
+        thread.join()
+        clock.advance(stats.WATERMARK_LAG_SECONDS * 6)
+        tasks.refresh_stats(app)
+        assert monitor.get_health(app, fresh=True)["counts_by_state"]["rejected"] == 2
+    finally:
+        app.close()
+        other.close()

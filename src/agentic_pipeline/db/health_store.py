@@ -194,13 +194,31 @@ def history_delta(conn: sa.Connection, after_id: int, upto_id: int | None = None
     return [tuple(r) for r in rows]
 
 
+def settled_before(conn: sa.Connection, now: dt.datetime, lag_seconds: float) -> dt.datetime:
+    """History rows written before this moment are all committed (or rolled back) by now.
+
+    ``now - lag`` on its own assumes no transaction stays open longer than the lag. On
+    PostgreSQL the moment also goes back to the start of the oldest transaction still open that
+    has written anything (``pg_stat_activity``, minus the lag for clock differences): its history
+    rows have ids below rows already visible, and a watermark past them would skip them for good.
+    """
+    cutoff = now - dt.timedelta(seconds=lag_seconds)
+    if conn.dialect.name == "postgresql":
+        oldest = conn.execute(sa.text(
+            "SELECT min(xact_start) FROM pg_stat_activity WHERE backend_xid IS NOT NULL "
+            "AND pid <> pg_backend_pid() AND datname = current_database()")).scalar()
+        if oldest is not None:
+            cutoff = min(cutoff, oldest - dt.timedelta(seconds=lag_seconds))
+    return cutoff
+
+
 def history_upto(conn: sa.Connection, after_id: int, now: dt.datetime, lag_seconds: float) -> int:
-    """The new watermark: the last history id, stopping before rows younger than ``lag_seconds``."""
+    """The new watermark: the last history id, stopping before rows that may not all be committed yet."""
     top = conn.execute(sa.select(sa.func.max(hist.c.id))).scalar() or 0
     if lag_seconds <= 0 or top <= after_id:
         return max(top, after_id)
     young = conn.execute(sa.select(sa.func.min(hist.c.id)).where(
-        hist.c.id > after_id, hist.c.at >= now - dt.timedelta(seconds=lag_seconds))).scalar()
+        hist.c.id > after_id, hist.c.at >= settled_before(conn, now, lag_seconds))).scalar()
     return top if young is None else max(after_id, young - 1)
 
 
@@ -217,7 +235,7 @@ def counts_and_watermark(conn: sa.Connection, now: dt.datetime, lag_seconds: flo
     if lag_seconds <= 0 or not top:
         return counts, top
     first_young = conn.execute(sa.select(sa.func.min(hist.c.id)).where(
-        hist.c.id <= top, hist.c.at >= now - dt.timedelta(seconds=lag_seconds))).scalar()
+        hist.c.id <= top, hist.c.at >= settled_before(conn, now, lag_seconds))).scalar()
     if first_young is None:
         return counts, top
     upto = first_young - 1
