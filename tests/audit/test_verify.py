@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agentic_pipeline import errors
 from agentic_pipeline.audit import chain, retention, trail
 from tests.audit.conftest import add, drop_guards, tamper
 
@@ -170,6 +171,26 @@ def test_key_added_later_accepts_the_unkeyed_prefix(app, clock, monkeypatch):
     _trail(app, clock, n=2)
     result = trail.verify(app)
     assert result["ok"] and result["unkeyed"] == 2 and result["keyed"]
+    strict = trail.verify(app, require_key=True)  # a trail that should be keyed from its first entry
+    assert not strict["ok"] and (strict["problem"]["entry_id"], strict["problem"]["kind"]) == (1, "unkeyed")
+
+
+def test_require_key_catches_a_whole_trail_rewritten_with_plain_hashes(app, clock, monkeypatch):
+    if app.db.is_postgres:
+        pytest.skip("a forger would also rewind the chain-head row and the id sequence there; the check is the same")
+    monkeypatch.setenv(chain.KEY_ENV, "s3cret")
+    _trail(app, clock, n=3)
+    assert trail.verify(app, require_key=True)["ok"]
+    monkeypatch.delenv(chain.KEY_ENV)
+    drop_guards(app)
+    tamper(app, "DELETE FROM approval_audit")
+    _trail(app, clock, n=3)  # the forger rewrites the trail without the key
+    monkeypatch.setenv(chain.KEY_ENV, "s3cret")
+    assert trail.verify(app)["ok"]  # reads as "older, unkeyed" entries...
+    assert not trail.verify(app, require_key=True)["ok"]  # ...unless the key is required from the start
+    monkeypatch.delenv(chain.KEY_ENV)
+    with pytest.raises(errors.InputError, match="AGENTIC_PIPELINE_AUDIT_KEY"):
+        trail.verify(app, require_key=True)
 
 
 @pytest.mark.parametrize("sabotage", ["ranges", "delete_record"])

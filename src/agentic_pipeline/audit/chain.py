@@ -186,14 +186,17 @@ def payloads_of_row(row: tuple) -> list[bytes]:
     return [p.encode("utf-8") for p in out]
 
 
-def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row=None) -> Verdict:
+def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row=None,
+                require_key: bool = False) -> Verdict:
     """Walk ``rows`` (id order) and return the verdict: the count, or the first entry that does not match.
 
     Each row is ``(id, prev_hash, entry_hash, check)``: ``check`` is True when the database
     already compared SHA-256 of the canonical payload with ``entry_hash``, the canonical payload
     as bytes for this walk to hash, or False/None when the database could not build it. Anything
     but a match asks ``full_row(id)`` for the whole row (``db.audit_scan.FULL_COLUMNS``) and
-    decides from that, so the fast forms only ever accept, never reject.
+    decides from that, so the fast forms only ever accept, never reject. ``require_key``: with a
+    key, a plain SHA-256 entry is a problem even at the start of the trail (for a trail keyed from
+    its first entry: otherwise a whole trail rewritten with plain hashes reads as "older, unkeyed").
     """
     verdict = Verdict(keyed=key is not None)
     runs = merge_removed(removed)
@@ -221,7 +224,7 @@ def verify_rows(rows, removed: list[Removed], key: bytes | None = None, full_row
                 f"with its hash recomputed, or entry {id_} was inserted or re-chained out of band)"))
             return _good_up_to(verdict, prev_id, prev_hash)
         if check is not True and not (key is None and check and sha(check).hexdigest() == stored):
-            if not _hash_ok(id_, stored, check, key, verdict, full_row):
+            if not _hash_ok(id_, stored, check, key, verdict, full_row, require_key):
                 return _good_up_to(verdict, prev_id, prev_hash)
         prev_id, prev_hash = id_, stored
         verdict.count += 1
@@ -234,7 +237,8 @@ def _good_up_to(verdict: Verdict, last_id: int, last_hash: str) -> Verdict:
     return verdict
 
 
-def _hash_ok(id_: int, stored: str, check, key: bytes | None, verdict: Verdict, full_row) -> bool:
+def _hash_ok(id_: int, stored: str, check, key: bytes | None, verdict: Verdict, full_row,
+             require_key: bool = False) -> bool:
     """The careful check: every candidate payload, keyed and plain; records the problem when none matches."""
     candidates = [check] if isinstance(check, bytes) else []
     if full_row is not None:
@@ -251,6 +255,11 @@ def _hash_ok(id_: int, stored: str, check, key: bytes | None, verdict: Verdict, 
     if plain and key is None:
         return True
     if plain:
+        if require_key:
+            verdict.problem = Problem(id_, "unkeyed", (
+                f"entry {id_}: its hash is plain SHA-256, not keyed with AGENTIC_PIPELINE_AUDIT_KEY, and the key "
+                "is required from the first entry (written without the key: forged or rewritten out of band)"))
+            return False
         if verdict.count > verdict.unkeyed:  # keyed entries came before: this one was written without the key
             verdict.problem = Problem(id_, "unkeyed", (
                 f"entry {id_}: its hash is plain SHA-256, not keyed with AGENTIC_PIPELINE_AUDIT_KEY, after "

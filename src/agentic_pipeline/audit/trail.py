@@ -83,19 +83,22 @@ def _snapshot(app) -> Iterator[sa.Connection]:
             yield conn
 
 
-def verify(app, *, key: bytes | None = None) -> dict[str, Any]:
+def verify(app, *, key: bytes | None = None, require_key: bool = False) -> dict[str, Any]:
     """Walk the whole chain in id order; the count when intact, else the first entry that does not match.
 
-    ``key`` defaults to ``AGENTIC_PIPELINE_AUDIT_KEY``; with a key, entries written without it
+    ``require_key``: every entry must be keyed (a trail keyed from its first entry; refused
+    without a key). ``key`` defaults to ``AGENTIC_PIPELINE_AUDIT_KEY``; with a key, entries written without it
     after keyed ones are reported as forged.
     """
     from agentic_pipeline.db import audit_scan, audit_store
 
     key = chain.audit_key() if key is None else key
+    if require_key and key is None:
+        raise errors.InputError("--require-key needs the key: set AGENTIC_PIPELINE_AUDIT_KEY")
     with _snapshot(app) as conn:
         removed = retention.removed_runs(audit_store.pruned_records(conn))
         with contextlib.closing(audit_scan.scan(conn, key)) as rows:  # closes the cursor when the walk stops early
-            verdict = chain.verify_rows(rows, removed, key, audit_scan.FullRows(conn))
+            verdict = chain.verify_rows(rows, removed, key, audit_scan.FullRows(conn), require_key=require_key)
     problem = verdict.problem
     return {
         "ok": verdict.ok, "count": verdict.count, "first_id": verdict.first_id, "last_id": verdict.last_id,

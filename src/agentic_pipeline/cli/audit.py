@@ -58,17 +58,20 @@ def _render_entries(rows) -> None:
 
 
 @audit_group.command("verify")
+@click.option("--require-key", is_flag=True,
+              help="Every entry must be keyed with AGENTIC_PIPELINE_AUDIT_KEY (a trail keyed from its first entry).")
 @json_option
 @click.pass_context
-def verify_cmd(ctx, as_json: bool) -> None:
+def verify_cmd(ctx, require_key: bool, as_json: bool) -> None:
     """Walk the hash chain; exit 0 with the count when intact, 1 naming the first bad entry.
 
     Detects entries edited, deleted or inserted out of band (e.g. after the append-only triggers
-    were dropped). Set AGENTIC_PIPELINE_AUDIT_KEY to also detect appends forged without the key.
+    were dropped). Set AGENTIC_PIPELINE_AUDIT_KEY to also detect appends forged without the key;
+    with --require-key, a trail rewritten whole with plain hashes is detected too.
     """
     from agentic_pipeline.audit import trail
 
-    result = trail.verify(ctx.obj.app())
+    result = trail.verify(ctx.obj.app(), require_key=require_key)
     emit(result, as_json or ctx.meta.get("audit_json", False), _render_verify)
     if not result["ok"]:
         raise click.exceptions.Exit(1)
