@@ -51,9 +51,12 @@ def cli_args(db_url: str, *args: str) -> list[str]:
     return [sys.executable, "-c", "from agentic_pipeline.cli import main; main()", "--db", db_url, *args]
 
 
-def start_worker(db_url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_worker(db_url: str, *args: str, env: dict[str, str] | None = None,
+                 own_group: bool = False) -> subprocess.Popen:
+    """A worker subprocess; ``own_group``: in a new session, so ``os.killpg(proc.pid, ...)`` reaches it and its
+    stage children at once, as systemd's stop does."""
     return subprocess.Popen(cli_args(db_url, "worker", "--poll", "0.1", *args), env=env or worker_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=own_group)
 
 
 def run_cli(db_url: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

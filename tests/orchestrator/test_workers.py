@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -46,25 +47,73 @@ def _wait_for(app, pid, state, timeout=30.0):
     raise AssertionError(f"pipeline {pid} never reached {state.value}: {app.pipelines.get(pid).state.value}")
 
 
-@pytest.mark.parametrize("signals, code", [(1, 0), (2, 130)])
-def test_sigterm_during_processing_leaves_the_book_claimable_at_once(sqlite_url, signals, code):
+@pytest.mark.parametrize("signals, code, group", [(1, 0, False), (2, 130, False), (1, 0, True), (2, 0, True)])
+def test_sigterm_during_processing_leaves_the_book_claimable_at_once(sqlite_url, signals, code, group):
+    """One SIGTERM: the stage finishes, no attempt used. Two (a second apart): abort. To the whole process group
+    (systemd): the stage child ignores it and finishes; two signals inside a second are one request."""
     app = open_app(sqlite_url)
     try:
         pid = queueing.queue_file(app, SAMPLES / "waste-land.md", actor="human:test")["id"]
         seconds = 2 if signals == 1 else 60
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": seconds}}),
                          AGENTIC_PIPELINE_LEASE_SECONDS="300")
-        proc = start_worker(sqlite_url, env=env)
+        if group and signals == 2:  # a group stop plus a forwarded copy: the same request
+            seconds = 2
+            env["AGENTIC_PIPELINE_FAULTS"] = json.dumps({"processing": {"kind": "sleep", "seconds": seconds}})
+        proc = start_worker(sqlite_url, env=env, own_group=group)
         _wait_for(app, pid, State.PROCESSING)
         assert app.pipelines.get(pid).lease_owner is not None
+        time.sleep(0.3)  # the stage child is running
         for _ in range(signals):
-            proc.send_signal(signal.SIGTERM)
-            time.sleep(0.2)
+            if group:
+                os.killpg(proc.pid, signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGTERM)
+            time.sleep(0.2 if group else 1.2)
         assert proc.wait(timeout=20) == code, proc.stderr.read()
         p = app.pipelines.get(pid)
         assert p.lease_owner is None and p.state in (State.PROCESSING, State.VALIDATING)
-        assert p.state is (State.VALIDATING if signals == 1 else State.PROCESSING)  # finished vs aborted
+        aborted = code == 130
+        assert p.state is (State.PROCESSING if aborted else State.VALIDATING)  # aborted vs finished
+        assert (p.row.get("retry_count") or 0) == 0  # a stop never costs the book an attempt
         taken = app.pipelines.claim_next("worker-next", lease_seconds=60)
         assert taken is not None and taken.id == pid
+    finally:
+        app.close()
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc (Linux)")
+def test_a_killed_worker_leaves_no_stage_process_behind(sqlite_url):
+    app = open_app(sqlite_url)
+    try:
+        pid = queueing.queue_file(app, SAMPLES / "waste-land.md", actor="human:test")["id"]
+        env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 60}}),
+                         AGENTIC_PIPELINE_LEASE_SECONDS="300")
+        proc = start_worker(sqlite_url, env=env)
+        _wait_for(app, pid, State.PROCESSING)
+        marker = sqlite_url.rsplit("/", 1)[-1]
+        deadline = time.monotonic() + 10
+        while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:  # the worker and its stage child
+            time.sleep(0.05)
+        assert len(_processes_with(marker)) >= 2
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 5
+        while _processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_with(marker) == []  # the stage died with its worker instead of running on unsupervised
     finally:
         app.close()

@@ -104,8 +104,11 @@ def _kill(proc) -> None:
 
 
 def _child_main(send, fn, args, memory_mb) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides; a Ctrl-C must not kill a stage half-way
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    # the worker decides: a Ctrl-C or a SIGTERM to the whole process group (systemd's default stop)
+    # must not kill a stage half-way; the worker lets it finish, or kills it (SIGKILL) on a second signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
     if memory_mb:
         limit = int(memory_mb) * 1024 * 1024
         try:
@@ -123,6 +126,21 @@ def _child_main(send, fn, args, memory_mb) -> None:
         send.send(("err", _pack_error(exc)))
     send.close()
     os._exit(0)  # no atexit handlers, no pool cleanup of connections shared with the parent
+
+
+def _die_with_parent() -> None:
+    """Linux: this child gets SIGKILL when the worker dies (a killed worker must not leave a stage running on
+    with no time limit, writing for nobody). Elsewhere a no-op; the parent's deadline still applies."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker died before the prctl took effect
+        os._exit(1)
 
 
 def _pack_error(exc: BaseException) -> dict[str, Any]:

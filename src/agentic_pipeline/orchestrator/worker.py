@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ class Options:
 
 #: the longest pause between retries while the database is unreachable
 STORE_RETRY_MAX_SECONDS = 30.0
+#: a second stop signal sooner than this after the first is the same request, not "abort now"
+SAME_STOP_SECONDS = 1.0
 
 
 class Worker:
@@ -56,6 +59,7 @@ class Worker:
         self.plan = plan if plan is not None else faults.from_env()
         self.stopping = threading.Event()
         self.aborting = threading.Event()
+        self._stop_at = 0.0
         self.current: int | None = None
         self.done: list[int] = []
         self.beat = Heartbeat(app, self.id)
@@ -63,8 +67,16 @@ class Worker:
         self.watcher = None
 
     def request_stop(self, *_: Any) -> None:
-        if self.stopping.is_set():
+        """First signal: stop claiming, finish the stage. A second one (a second later or more) aborts it.
+
+        Signals within ``SAME_STOP_SECONDS`` of the first are the same request: a SIGTERM to the
+        process group reaches a ``--concurrency`` worker both directly and forwarded by the supervisor.
+        """
+        now = time.monotonic()
+        if self.stopping.is_set() and now - self._stop_at >= SAME_STOP_SECONDS:
             self.aborting.set()
+        if not self.stopping.is_set():
+            self._stop_at = now
         self.stopping.set()
 
     def run(self) -> int:
