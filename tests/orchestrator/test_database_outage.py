@@ -46,3 +46,31 @@ def test_worker_survives_killed_connections(pg_databases, tmp_path):
         thread.join(timeout=30)
         app.close()
     assert not thread.is_alive()
+
+
+def test_a_database_error_during_a_stage_costs_the_book_no_attempt(sqlite_url, tmp_path, monkeypatch):
+    """A locked or restarting database is not the book's fault: the worker backs off and resumes the stage."""
+    from agentic_pipeline import errors
+    from agentic_pipeline.orchestrator import stages
+
+    app = open_app(sqlite_url)
+    book = write_text_books(tmp_path / "books", 1)[0]
+    pid = queueing.queue_file(app, book, actor="human:test")["id"]
+    real = stages.STAGES[State.PROCESSING]
+    calls = []
+
+    def flaky(app_, p):
+        calls.append(p.id)
+        if len(calls) <= 2:
+            raise errors.StoreError("database error: database is locked")
+        return real(app_, p)
+
+    monkeypatch.setitem(stages.STAGES, State.PROCESSING, flaky)
+    w = worker.Worker(open_app(sqlite_url), worker.Options(poll_seconds=0.05, isolate=False, maintenance=False,
+                                                           until_empty=True), worker_id="locked-test")
+    assert w.run() == 0
+    p = app.pipelines.get(pid)
+    assert p.state is State.PENDING_APPROVAL and len(calls) == 3
+    assert (p.row.get("retry_count") or 0) == 0
+    assert "needs_retry" not in [h["to_state"] for h in app.pipelines.history(pid)]
+    app.close()

@@ -31,6 +31,10 @@ _WORKING = tuple(s.value for s in states.WORKING)
 _RELAXED: "weakref.WeakSet[sa.Engine]" = weakref.WeakSet()
 
 
+#: how long a worker's statement waits for a lock on PostgreSQL before giving up (and backing off)
+LOCK_TIMEOUT_MS = 30_000
+
+
 def relax_engine(engine: sa.Engine) -> None:
     """A worker process's own engine: every PostgreSQL connection starts with ``synchronous_commit=off``.
 
@@ -46,7 +50,9 @@ def relax_engine(engine: sa.Engine) -> None:
 
     @event.listens_for(engine, "do_connect")
     def _relaxed(_dialect, _record, _cargs, cparams):
-        cparams["options"] = (cparams.get("options", "") + " -c synchronous_commit=off").strip()
+        # lock_timeout: a worker waiting on a lock someone holds for long (a LOCK TABLE, a stuck migration)
+        # gets a StoreError after 30 s and backs off, instead of sitting deaf to its stop signals
+        cparams["options"] = (cparams.get("options", "") + f" -c synchronous_commit=off -c lock_timeout={LOCK_TIMEOUT_MS}").strip()
 
     engine.dispose()
     _RELAXED.add(engine)

@@ -126,7 +126,10 @@ def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=la
             outcome = run_stage(app, p, plan)
         _raise_if_lost(beat, worker_id, p)
         return apply(app, p, outcome, worker_id)
-    except errors.Conflict:
+    except errors.StoreError:
+        # the database failed (locked, restarted, connection cut), not the book: no attempt is spent.
+        # The worker loop backs off; the book keeps its stage and is resumed there (lease released or expired).
+        # Conflicts (StaleState, LeaseLost) are StoreErrors too: another worker or an operator moved the book.
         raise
     except Exception as exc:  # noqa: BLE001 - every failure is recorded: permanent, retry or failed
         if isinstance(exc, child.ChildDied) and aborting():

@@ -106,8 +106,12 @@ class Worker:
         finally:
             self._release_current()
             self.beat.close()
-            with app.db.write() as conn:
-                workers_store.stop(conn, self.id, now=app.clock.now())
+            try:
+                with app.db.write() as conn:
+                    workers_store.stop(conn, self.id, now=app.clock.now())
+            except errors.StoreError as exc:  # a stop must not fail on the database: the row ages out instead
+                log.warning("worker %s: could not mark itself stopped (%s); it will read as gone once its "
+                            "last_seen is older than the lease", self.id, exc)
             if self.options.maintenance:
                 self._refresh_health()
         return EXIT_ABORTED if self.aborting.is_set() else 0
