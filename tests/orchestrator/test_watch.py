@@ -117,3 +117,58 @@ def test_until_empty_with_watch_queues_the_files_already_there_first(sqlite_url,
         assert p.state is State.PENDING_APPROVAL and p.source_path == str(inbox / "poem.md")
     finally:
         app.close()
+
+
+def test_claimed_names_are_exclusive_and_fit_the_file_system(tmp_path):
+    from agentic_pipeline.orchestrator import worker
+
+    taken = {worker.claim_free_name(tmp_path, "book.md") for _ in range(3)}
+    assert taken == {tmp_path / "book.md", tmp_path / "book-1.md", tmp_path / "book-2.md"}
+    long = "x" * 251 + ".md"
+    first, second = worker.claim_free_name(tmp_path, long), worker.claim_free_name(tmp_path, long)
+    assert first != second and first.suffix == second.suffix == ".md"
+    assert len(second.name.encode()) <= 255
+
+
+def test_a_move_that_fails_leaves_the_book_and_its_path_alone(sqlite_url, tmp_path, monkeypatch, caplog):
+    import shutil as shutil_mod
+
+    from agentic_pipeline.orchestrator import worker
+
+    app = open_app(sqlite_url)
+    try:
+        src = tmp_path / "in" / "poem.md"
+        src.parent.mkdir()
+        shutil.copy(SAMPLES / "waste-land.md", src)
+        p = app.pipelines.create(source_path=str(src), actor="human:t")
+        path = [State.HASHING, State.CLASSIFYING, State.SELECTING_STRATEGY, State.PROCESSING, State.VALIDATING,
+                State.PENDING_APPROVAL, State.APPROVED, State.EMBEDDING, State.COMPLETE]
+        prev = State.DETECTED
+        for to in path:
+            app.pipelines.transition(p.id, to, expect=prev, actor="human:t")
+            prev = to
+        p = app.pipelines.get(p.id)
+
+        def refuse(*_a, **_k):
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(shutil_mod, "move", refuse)
+        assert worker.move_processed(app, p, tmp_path / "done") is None  # logged, not raised
+        assert src.is_file() and app.pipelines.get(p.id).source_path == str(src)
+        assert list((tmp_path / "done").iterdir()) == []  # no placeholder left behind
+        monkeypatch.undo()
+        moved = worker.move_processed(app, p, tmp_path / "done")
+        assert moved == str((tmp_path / "done" / "poem.md").resolve()) and app.pipelines.get(p.id).source_path == moved
+    finally:
+        app.close()
+
+
+def test_processed_dir_inside_the_watched_folder_is_refused(tmp_path):
+    import pytest as _pytest
+
+    from agentic_pipeline import errors
+    from agentic_pipeline.orchestrator import worker
+
+    with _pytest.raises(errors.InputError, match="inside the watched folder"):
+        worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "in" / "done"))
+    worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "done"))

@@ -172,26 +172,58 @@ class Worker:
 
 
 def move_processed(app, p, folder: Path) -> str | None:
-    """Move a completed book's source into ``folder`` (never overwriting) and record the new path."""
+    """Move a completed book's source into ``folder`` (never overwriting) and record the new path.
+
+    The target name is claimed atomically (``O_CREAT | O_EXCL``), so two workers finishing books
+    with the same name never take the same one; the file is then moved over the claimed name. If
+    recording the new path fails, the file is moved back. Any error leaves the file where it was
+    (logged): a move is a courtesy, never a reason for a worker to stop. Not atomic across a
+    SIGKILL between the move and the update (a file system and a database cannot share a transaction).
+    """
     source = Path(p.source_path)
-    if not source.is_file() or source.parent.resolve() == folder.resolve():
+    folder = Path(folder).expanduser().resolve()
+    if not source.is_file() or source.parent.resolve() == folder:
         return None
-    folder.mkdir(parents=True, exist_ok=True)
-    target = free_name(folder, source.name)
-    shutil.move(str(source), str(target))
-    app.pipelines.update_fields(p.id, expect=State.COMPLETE, values={"source_path": str(target)})
+    target = None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        target = claim_free_name(folder, source.name)
+        shutil.move(str(source), str(target))
+    except OSError as exc:
+        if target is not None and target.exists() and target.stat().st_size == 0 and source.exists():
+            target.unlink(missing_ok=True)  # the empty placeholder we claimed
+        log.warning("could not move %s into %s: %s (left where it is)", source, folder, exc)
+        return None
+    try:
+        app.pipelines.update_fields(p.id, expect=State.COMPLETE, values={"source_path": str(target)})
+    except errors.PipelineError as exc:
+        try:
+            shutil.move(str(target), str(source))
+        except OSError:
+            log.error("moved %s to %s but could not record it (%s) nor move it back", source, target, exc)
+            return None
+        log.warning("could not record the move of %s (%s); moved it back", source, exc)
+        return None
     return str(target)
 
 
-def free_name(folder: Path, name: str) -> Path:
-    """``folder/name``, or ``stem-1.ext``, ``stem-2.ext``... whichever does not exist yet."""
-    candidate = folder / name
+def claim_free_name(folder: Path, name: str) -> Path:
+    """Create ``folder/name`` (or ``stem-1.ext``, ``stem-2.ext``...) empty and exclusively; returns the one taken.
+
+    Names too long for the file system are shortened in the stem, keeping the suffix.
+    """
     stem, suffix = Path(name).stem, Path(name).suffix
+    limit = 255 - len(suffix.encode()) - 8  # room for "-NNNNNN"
+    while len(stem.encode()) > limit:
+        stem = stem[:-1]
     n = 0
-    while candidate.exists():
-        n += 1
-        candidate = folder / f"{stem}-{n}{suffix}"
-    return candidate
+    while True:
+        candidate = folder / (f"{stem}{suffix}" if n == 0 else f"{stem}-{n}{suffix}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            return candidate
+        except FileExistsError:
+            n += 1
 
 
 # ----------------------------------------------------------------------- entry points
@@ -200,9 +232,21 @@ def run_worker(settings, *, concurrency: int = 1, options: Options | None = None
     options = options or Options()
     if concurrency < 1:
         raise errors.InputError(f"concurrency must be at least 1 (got {concurrency})")
+    check_folders(options)
     if concurrency == 1:
         return _run_here(settings, options, clock)
     return _supervise(settings, concurrency, options)
+
+
+def check_folders(options: Options) -> None:
+    """Refuse a processed folder inside the watched one: every completed book would be queued again."""
+    if not (options.watch_dir and options.processed_dir):
+        return
+    watch = Path(options.watch_dir).expanduser().resolve()
+    done = Path(options.processed_dir).expanduser().resolve()
+    if done == watch or done.is_relative_to(watch):
+        raise errors.InputError(f"--processed-dir {done} is inside the watched folder {watch}: every completed "
+                                "book moved there would be queued again; put it outside")
 
 
 def _run_here(settings, options: Options, clock=None, *, ignore_sigint: bool = False) -> int:
