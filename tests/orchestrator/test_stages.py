@@ -153,3 +153,27 @@ def test_a_lost_lease_cannot_write(sqlite_app, clock):
     assert other.id == pid
     with pytest.raises(errors.LeaseLost):
         process.drive(app, p, WORKER, isolate=False)
+
+
+def test_a_file_replaced_between_stages_starts_over_instead_of_mixing_two_books(sqlite_app, tmp_path):
+    import shutil
+
+    book = tmp_path / "book.md"
+    shutil.copy(BOOK, book)
+    pid = queue(sqlite_app, book)
+
+    from tests.orchestrator.helpers import write_text_books
+
+    other = write_text_books(tmp_path / "other", 1)[0].read_text(encoding="utf-8")
+
+    class Swap:  # between HASHING and CLASSIFYING the file becomes another text
+        def before(self, stage, p):
+            if stage == "classifying" and book.read_text(encoding="utf-8").startswith("# The Waste Land"):
+                book.write_text(other, encoding="utf-8")
+
+    p = drive(sqlite_app, pid, plan=Swap())
+    assert p.state is State.DETECTED and p.row.get("content_hash") is None
+    started_over = [h for h in sqlite_app.pipelines.history(pid) if h["to_state"] == "detected"][-1]
+    assert started_over["from_state"] == "classifying" and "changed" in started_over["detail"]["reason"]
+    p = drive(sqlite_app, pid)  # taken again: hashed and read as the new text
+    assert p.state is State.PENDING_APPROVAL and p.row["title"] == "Book 0"

@@ -61,6 +61,9 @@ def classifying(app, p) -> Outcome:
     from agentic_pipeline.ingest import classify
 
     book = extract(app, p.source_path)
+    changed = source_changed(app, p)
+    if changed is not None:
+        return changed
     result = classify.classify(book)
     meta = book.metadata
     profile = {
@@ -94,6 +97,9 @@ def processing(app, p) -> Outcome:
     started = time.monotonic()
     strategy = p.row.get("strategy") or {}
     book = extract(app, p.source_path)
+    changed = source_changed(app, p)
+    if changed is not None:
+        return changed
     if strategy.get("fallback"):
         book = fallback_split(book, strategy.get("fallback_split") or "pages")
     chunks = chunking.chunk_chapters(
@@ -175,6 +181,26 @@ ISOLATED = frozenset({State.CLASSIFYING, State.PROCESSING, State.EMBEDDING})
 
 
 # ----------------------------------------------------------------------- helpers
+def source_changed(app, p) -> Outcome | None:
+    """Back to DETECTED when the file no longer has the content HASHING saw; None when it does.
+
+    Checked right after a stage has read the file: a book replaced between stages would otherwise be
+    classified as one file and chunked as another. Starting over re-hashes it (and dedupes it) as
+    the new content it now is.
+    """
+    from agentic_pipeline.ingest import hashing as hashing_mod
+
+    expected = p.row.get("content_hash")
+    if not expected:
+        return None
+    digest = _read_guard(p.source_path, lambda: hashing_mod.sha256_file(p.source_path))
+    if digest == expected:
+        return None
+    return Outcome(State.DETECTED, {"content_hash": None}, delete_library=True,
+                   detail={"reason": "the file changed since it was hashed: starting over", "was": expected,
+                           "now": digest})
+
+
 def extract(app, path: str):
     from agentic_pipeline.ingest import extract as extract_mod
 
