@@ -179,16 +179,17 @@ def test_confirmation_binds_the_exact_set_and_is_issued_once(app, clock):
 
 def test_batch_retry_requeues_failed_rejected_and_makes_waiting_ones_due(app, clock):
     later = clock.now() + dt.timedelta(hours=5)
-    ids = rows.insert(app, [rows.row(clock.now(), 0, state="failed", error_stage="processing"),
-                            rows.row(clock.now(), 1, state="rejected"),
-                            rows.row(clock.now(), 2, state="needs_retry", next_attempt_at=later),
-                            rows.row(clock.now(), 3, state="pending_approval")])
+    ids = rows.insert(app, [rows.row(clock.now(), 0, state="failed", error_stage="processing", retry_count=3),
+                            rows.row(clock.now(), 1, state="rejected", retry_count=0),
+                            rows.row(clock.now(), 2, state="needs_retry", next_attempt_at=later, retry_count=2),
+                            rows.row(clock.now(), 3, state="pending_approval", retry_count=0)])
     out = batch.batch_retry(app, make_filter(book_type="textbook"), actor=ACTOR, max_attempts=7, execute=True)
     assert out["result"]["applied_ids"] == ids[:3]
     for pid in ids[:3]:
         p = app.pipelines.get(pid)
         assert p.state is State.NEEDS_RETRY and p.row["next_attempt_at"] == clock.now()
-        assert p.row["max_attempts"] == 7
+        # "7 attempts from now": failed and rejected books start again at 0; the waiting one has used 2
+        assert p.row["max_attempts"] - (p.row["retry_count"] or 0) == 7
     assert app.pipelines.get(ids[0]).row["retry_stage"] == "processing"
     assert len(rows.audit_rows(app, "RETRIED")) == 3 and len(rows.audit_rows(app, "BATCH_RETRIED")) == 1
 

@@ -75,6 +75,7 @@ def test_a_transient_failure_resumes_at_its_stage(sqlite_app, clock, stage):
     clock.advance(3600)
     p = drive(app, pid, plan)
     assert p.state is (State.COMPLETE if stage == "embedding" else State.PENDING_APPROVAL)
+    assert p.retry_count == 0  # a finished run gives back its attempts: embedding after approval gets its own
     history = [(h["from_state"], h["to_state"]) for h in app.pipelines.history(pid)]
     assert (State.NEEDS_RETRY.value, stage) in history  # resumed at that stage, not from the start
     runs = stage_runs(app)

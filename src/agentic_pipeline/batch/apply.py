@@ -136,9 +136,10 @@ def apply_retry(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
         except (errors.Conflict, errors.InvalidTransition) as exc:
             skipped.append({"id": row["id"], "reason": str(exc)})
             continue
-        if ctx.change.get("max_attempts") is not None:
+        if ctx.change.get("max_attempts") is not None:  # N more attempts from now, whatever was used before
+            used = ctx.app.pipelines.get(row["id"], conn=conn).row.get("retry_count") or 0
             ctx.app.pipelines.update_fields(row["id"], expect=State.NEEDS_RETRY, conn=conn,
-                                            values={"max_attempts": ctx.change["max_attempts"]})
+                                            values={"max_attempts": used + ctx.change["max_attempts"]})
         applied.append(row["id"])
     return ChunkResult(applied, skipped)
 

@@ -160,7 +160,8 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
     """
     updates = dict(outcome.updates)
     if outcome.to is State.COMPLETE or outcome.to is State.PENDING_APPROVAL:
-        updates.update(error=None, retry_stage=None, next_attempt_at=None)
+        # a finished run: the attempts it used are spent, the embedding after approval gets a fresh set
+        updates.update(error=None, retry_stage=None, next_attempt_at=None, retry_count=0)
     complete = outcome.to is State.COMPLETE
     vectors = (p.row.get("book_id"), app.embedder.name) if complete else None
     # a book becoming pending meets the autonomy policy in the move's transaction; on PostgreSQL a
