@@ -121,3 +121,18 @@ def test_a_thousand_files_are_queued_in_bulk_with_progress_per_file(app, tmp_pat
     assert some.source_path == out["queued"][500]["path"] and some.state.value == "detected"
     assert [h["to_state"] for h in app.pipelines.history(ids[500])] == ["detected"]
     assert rows.audit_rows(app, "BATCH_QUEUED")[0]["after_state"]["pipeline_ids"] == ids
+
+
+def test_a_name_that_is_not_utf8_is_reported_and_the_rest_is_queued(app, tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "books" / "waste-land.md", folder / "poem.md")
+    with open(os.fsencode(folder) + b"/caf\xe9.md", "wb") as f:  # a Latin-1 name, as an old archive leaves it
+        f.write(b"# Cafe\n\nSome words in a file with a name in another encoding.\n")
+    out = batch.batch_queue(app, folder, execute=True, actor="human:t")
+    assert out["queued_count"] == 1 and out["unreadable_count"] == 1
+    assert "not valid UTF-8" in out["unreadable"][0]["reason"] and out["unreadable"][0]["path"].endswith(".md")
+    from agentic_pipeline.orchestrator import queueing
+
+    with pytest.raises(errors.InputError, match="not valid UTF-8"):
+        queueing.queue_file(app, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.md"), actor="human:t")

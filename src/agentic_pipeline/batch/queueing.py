@@ -21,6 +21,7 @@ from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 from agentic_pipeline.ingest.hashing import NotRegularFile, sha256_file
+from agentic_pipeline.orchestrator.queueing import unstorable_name
 from agentic_pipeline.queue.priority import validate_priority
 
 #: progress(done, total, path) after each file is hashed
@@ -61,6 +62,10 @@ def _collect(root: Path, pattern: str, recursive: bool, report, allowed: Sequenc
     out, seen = [], set()
     for file, real in _walk(root, recursive, report):
         if not fnmatch.fnmatchcase(file.name, pattern):
+            continue
+        bad_name = unstorable_name(file) or unstorable_name(real)
+        if bad_name:  # reported under a name that can be printed and stored
+            report["unreadable"].append({"path": os.fsencode(file).decode("utf-8", "replace"), "reason": bad_name})
             continue
         if file.suffix.lower() not in SUPPORTED_SUFFIXES:
             report["unsupported"].append({"path": str(file), "reason": f"suffix {file.suffix or '(none)'} not supported; "

@@ -16,12 +16,24 @@ from agentic_pipeline.audit import actions
 from agentic_pipeline.db import workers_store
 
 
+def unstorable_name(path: str | os.PathLike[str]) -> str | None:
+    """Why this path cannot be stored as text (a name in another encoding than UTF-8), or None."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not valid UTF-8 (written in another encoding): rename it"
+    return None
+
+
 def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: str) -> dict[str, Any]:
     """Queue ``path`` in DETECTED (or return the live pipeline already queued for it); returns id, created."""
     from agentic_pipeline.ingest import hashing
 
     actions.validate_actor(actor)
     source = Path(path).expanduser()
+    bad_name = unstorable_name(source)
+    if bad_name:
+        raise errors.InputError(f"{os.fsencode(source)!r}: {bad_name}")
     if not source.is_file():
         raise errors.InputError(f"not a file: {source}", path=str(source))
     from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES

@@ -10,11 +10,15 @@ holds files. ``queue_file`` makes queueing a file twice harmless.
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 import time
 from pathlib import Path
 
 from agentic_pipeline.audit import actions
+
+log = logging.getLogger(__name__)
 
 
 def _supported(path: Path) -> bool:
@@ -104,7 +108,9 @@ class Watcher:
             try:
                 self.queued.append(queueing.queue_file(self.app, path, priority=self.priority, actor=self.actor)["id"])
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the watcher
-                self.errors.append(f"{path}: {exc}")
+                message = f"{os.fsencode(path).decode('utf-8', 'replace')}: {exc}"
+                self.errors.append(message)
+                log.warning("watch: not queued: %s", message)
 
     def _forget(self, path: Path) -> None:
         with self._lock:
