@@ -130,9 +130,9 @@ def overhead_ms(url: str, books: int) -> tuple[float, float, dict[str, float]]:
     from agentic_pipeline.db import workers_store
     from agentic_pipeline.orchestrator import stages, worker
 
-    app = _app(url, heartbeat_seconds=3600)
+    app = _app(url, heartbeat_seconds=3600, lease_seconds=7200)
     workers_store.relax_engine(app.db.engine)  # as run_worker does for its own App
-    human = _app(url, heartbeat_seconds=3600)
+    human = _app(url, heartbeat_seconds=3600, lease_seconds=7200)
     saved = dict(stages.STAGES)
     w = worker.Worker(app, worker.Options(isolate=False, maintenance=False), worker_id="w-bench")
     stages.STAGES.update({s: _noop(s) for s in saved})

@@ -144,7 +144,16 @@ def load(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     base = Settings()
     coerced = {name: _coerce(name, value, getattr(base, name)) for name, value in values.items()}
-    return dataclasses.replace(base, **coerced)
+    return check(dataclasses.replace(base, **coerced))
+
+
+def check(settings: Settings) -> Settings:
+    """Refuse combinations that cannot work; returns ``settings``."""
+    if settings.heartbeat_seconds <= 0 or settings.lease_seconds < 2 * settings.heartbeat_seconds:
+        raise errors.ConfigError(
+            f"lease_seconds ({settings.lease_seconds:g}) must be at least twice heartbeat_seconds "
+            f"({settings.heartbeat_seconds:g}, more than 0): a lease must outlive a missed beat")
+    return settings
 
 
 def _config_path(environ: dict[str, str]) -> Path | None:

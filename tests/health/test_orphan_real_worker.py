@@ -63,7 +63,7 @@ def _undisturbed(tmp_path) -> dict:
 
 
 def test_sigkilled_worker_is_orphaned_recovered_and_completed_by_a_new_worker(sqlite_url, tmp_path):
-    app = open_app(sqlite_url, lease_seconds=LEASE)
+    app = open_app(sqlite_url, lease_seconds=LEASE, heartbeat_seconds=1)
     try:
         pid = queueing.queue_file(app, BOOK, actor="human:test")["id"]
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 120}}),

@@ -29,9 +29,9 @@ def test_system_clock_is_aware_utc():
 def test_environment_overrides_toml_and_dicts_merge(tmp_path):
     toml = tmp_path / "c.toml"
     toml.write_text('lease_seconds = 99\nstuck_multiplier = 3.0\n[stage_timeouts]\nprocessing = 5\n')
-    s = config.load(environ={"AGENTIC_PIPELINE_CONFIG": str(toml), "AGENTIC_PIPELINE_LEASE_SECONDS": "7",
+    s = config.load(environ={"AGENTIC_PIPELINE_CONFIG": str(toml), "AGENTIC_PIPELINE_LEASE_SECONDS": "70",
                              "AGENTIC_PIPELINE_STAGE_TIMEOUTS": '{"embedding": 11}'})
-    assert s.lease_seconds == 7 and s.stuck_multiplier == 3.0
+    assert s.lease_seconds == 70 and s.stuck_multiplier == 3.0
     assert s.stage_timeouts["embedding"] == 11 and s.stage_timeouts["hashing"] == 60
 
 
@@ -77,3 +77,11 @@ def test_a_configured_retention_policy_replaces_the_default_whole():
             config.load({"retention_days": bad}, environ={})
     # other dict settings still override one key at a time
     assert config.load({"stage_timeouts": {"hashing": 5}}, environ={}).stage_timeouts["processing"] == 900
+
+
+def test_a_lease_must_outlive_a_missed_heartbeat():
+    with pytest.raises(errors.ConfigError, match="at least twice heartbeat_seconds"):
+        config.load({"lease_seconds": 20, "heartbeat_seconds": 15}, environ={})
+    with pytest.raises(errors.ConfigError):
+        config.load({"heartbeat_seconds": 0}, environ={})
+    assert config.load({"lease_seconds": 30, "heartbeat_seconds": 15}, environ={}).lease_seconds == 30
