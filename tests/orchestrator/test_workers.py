@@ -117,3 +117,31 @@ def test_a_killed_worker_leaves_no_stage_process_behind(sqlite_url):
         assert _processes_with(marker) == []  # the stage died with its worker instead of running on unsupervised
     finally:
         app.close()
+
+
+def test_sigterm_to_process_wait_releases_the_book(sqlite_url):
+    import subprocess
+
+    from tests.orchestrator.helpers import cli_args
+
+    app = open_app(sqlite_url)
+    try:
+        env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 60}}),
+                         AGENTIC_PIPELINE_LEASE_SECONDS="300")
+        proc = subprocess.Popen(cli_args(sqlite_url, "process", str(SAMPLES / "waste-land.md"), "--wait"), env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        pid = None
+        while time.monotonic() < deadline:
+            rows = app.pipelines.count_by_state()
+            if rows.get("processing"):
+                pid = 1
+                break
+            time.sleep(0.05)
+        assert pid is not None, proc.stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 130, proc.stderr.read()
+        p = app.pipelines.get(pid)
+        assert p.state is State.PROCESSING and p.lease_owner is None  # claimable at once by a worker
+    finally:
+        app.close()

@@ -22,7 +22,19 @@ def process_cmd(obj, path: str, priority: int, wait: bool, actor: str, as_json: 
     """
     from agentic_pipeline.orchestrator import process
 
-    result = process.process_one(obj.app(), path, priority=priority, actor=actor, wait=wait)
+    import signal
+    import threading
+
+    stop = threading.Event()
+    if wait:  # SIGTERM or Ctrl-C: the running stage is killed, the book released (a worker may take it), exit 130
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    try:
+        result = process.process_one(obj.app(), path, priority=priority, actor=actor, wait=wait,
+                                     interrupted=stop.is_set)
+    except process.Aborted as exc:
+        click.echo(f"stopped: {exc}", err=True)
+        raise click.exceptions.Exit(130) from None
 
     def human(d):
         if d["created"]:

@@ -224,8 +224,13 @@ def fail(app, p, exc: BaseException, worker_id: str):
 
 # ----------------------------------------------------------------------- process_one
 def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = False, isolate: bool = True,
-                plan: faults_mod.FaultPlan | None = None) -> dict[str, Any]:
-    """Queue one book; with ``wait``, drive it here through every stage (and embedding if auto-approved)."""
+                plan: faults_mod.FaultPlan | None = None, interrupted: Callable[[], bool] = lambda: False
+                ) -> dict[str, Any]:
+    """Queue one book; with ``wait``, drive it here through every stage (and embedding if auto-approved).
+
+    ``interrupted()`` turning True (the CLI's SIGTERM / Ctrl-C) kills the running stage, releases
+    the book (a worker may take it at once, at the same stage) and raises ``Aborted``.
+    """
     from agentic_pipeline.orchestrator import queueing
 
     queued = queueing.queue_file(app, path, priority=priority, actor=actor)
@@ -236,17 +241,31 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
         warm(app)
     p = app.pipelines.get(queued["id"])
     plan = plan if plan is not None else faults_mod.from_env()
-    while p.state in states.CLAIMABLE or p.state in states.WORKING:
-        if p.state is State.NEEDS_RETRY:
-            break
-        if not _claim(app, p.id, worker_id):
-            raise errors.LeaseLost(f"pipeline {p.id} is being worked on by {p.row.get('lease_owner')}; "
-                                   "see `agentic-pipeline status`")
-        p = drive(app, app.pipelines.get(p.id), worker_id, isolate=isolate, plan=plan)
+    try:
+        while p.state in states.CLAIMABLE or p.state in states.WORKING:
+            if p.state is State.NEEDS_RETRY:
+                break
+            if not _claim(app, p.id, worker_id):
+                raise errors.LeaseLost(f"pipeline {p.id} is being worked on by {p.row.get('lease_owner')}; "
+                                       "see `agentic-pipeline status`")
+            p = drive(app, app.pipelines.get(p.id), worker_id, isolate=isolate, plan=plan, stopping=interrupted,
+                      aborting=interrupted)
+            if interrupted():
+                raise Aborted(f"stopped; pipeline {p.id} is {p.state.value} and a worker can take it from there")
+    except BaseException:  # stopped, Ctrl-C, a crash: give the book back, a worker may take it now
+        _release_quietly(app, p.id, worker_id)
+        raise
     return {**queued, "waited": True, "state": p.state.value, "title": p.row.get("title"),
             "book_type": p.row.get("book_type"), "confidence": p.row.get("confidence"), "error": p.row.get("error"),
             "duplicate_of": p.row.get("duplicate_of"),
             "next_attempt_at": p.row.get("next_attempt_at") if p.state is State.NEEDS_RETRY else None}
+
+
+def _release_quietly(app, pipeline_id: int, worker_id: str) -> None:
+    try:
+        app.pipelines.release(pipeline_id, worker_id)
+    except errors.StoreError:
+        pass  # the lease expires instead
 
 
 def _claim(app, pipeline_id: int, worker_id: str) -> bool:
