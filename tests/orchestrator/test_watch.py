@@ -172,3 +172,17 @@ def test_processed_dir_inside_the_watched_folder_is_refused(tmp_path):
     with _pytest.raises(errors.InputError, match="inside the watched folder"):
         worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "in" / "done"))
     worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "done"))
+
+
+def test_concurrency_with_watch_and_until_empty_queues_the_folder_first(sqlite_url, tmp_path):
+    app = open_app(sqlite_url)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(SAMPLES / "waste-land.md", inbox / "poem.md")
+    try:
+        out = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1", "--concurrency", "2", "--watch", str(inbox))
+        assert out.returncode == 0, out.stderr[-2000:]
+        (p,) = _pipelines(app)
+        assert p.state is State.PENDING_APPROVAL
+    finally:
+        app.close()

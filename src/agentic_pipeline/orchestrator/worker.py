@@ -46,6 +46,8 @@ class Options:
 
 #: the longest pause between retries while the database is unreachable
 STORE_RETRY_MAX_SECONDS = 30.0
+#: with --concurrency --watch --until-empty: how long the supervisor waits for files still being written
+WATCH_SETTLE_MAX_SECONDS = 300.0
 #: a second stop signal sooner than this after the first is the same request, not "abort now"
 SAME_STOP_SECONDS = 1.0
 
@@ -292,6 +294,10 @@ def _supervise(settings, concurrency: int, options: Options) -> int:
 
         watch_app = App.open(settings)
         watcher = _start_watch(watch_app, options)
+        if options.until_empty:  # the workers cannot see the watcher: let files still being written settle first
+            deadline = time.monotonic() + WATCH_SETTLE_MAX_SECONDS
+            while watcher.pending() and time.monotonic() < deadline:
+                time.sleep(0.2)
     procs = [ctx.Process(target=_child_entry, args=(settings, child_options), name=f"worker-{i}")
              for i in range(concurrency)]
     for proc in procs:
