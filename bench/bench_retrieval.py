@@ -9,7 +9,8 @@ a chunk of the expected book and chapter is retrieved:
 
 Retrievers: ``wordllama`` (cosine over WordLlamaEmbedder vectors, ranking.top_k), ``bm25`` (a tiny
 Okapi BM25 over lower-cased words and CJK characters, k1=1.2, b=0.75: the stand-in for the
-database's full-text index), ``hybrid`` (ranking.fuse of the two top-100 lists, k=60) and
+database's full-text index), ``hybrid`` (ranking.fuse of the two top-100 lists, k=60, then
+ranking.boost_exact: the exact phrase, then all words first, as library.search does) and
 ``hashing`` (the test fake, as a floor). The baseline for ratios is BM25, measured in the same run.
 
     .venv/bin/python bench/bench_retrieval.py [--quick] [--verbose]
@@ -169,10 +170,12 @@ def run_size(books: dict, gold: list[GoldQuery], max_tokens: int, verbose: bool)
         "hashing": vector_ranker(embed.HashingEmbedder(), texts),
     }
     ranked = {name: [rank(q.query) for q in gold] for name, rank in rankers.items()}
-    ranked["hybrid"] = [
-        [row for row, _ in ranking.fuse(b, v, limit=DEPTH)] for b, v in zip(ranked["bm25"], ranked["wordllama"])
+    ranked["hybrid"] = [  # what library.search does: fuse, then exact phrase / all words first
+        [row for row, _ in ranking.boost_exact(ranking.fuse(b, v), dict(enumerate(texts)), q.query)[:DEPTH]]
+        for b, v, q in zip(ranked["bm25"], ranked["wordllama"], gold)
     ]
     results = {name: evaluate(r, gold, corpus) for name, r in ranked.items()}
+    phrase_rows = exact_phrases(texts, bm25, rankers["wordllama"])
     if verbose:
         print_detail(results, gold, max_tokens)
     base_recall, base_mrr, _ = results["bm25"]
@@ -182,7 +185,38 @@ def run_size(books: dict, gold: list[GoldQuery], max_tokens: int, verbose: bool)
         note = f"{len(corpus)} chunks of <= {max_tokens} tokens, {len(gold)} queries"
         rows.append(_row(f"recall@5 {name} @{max_tokens}", recall, base_recall, note))
         rows.append(_row(f"MRR {name} @{max_tokens}", mrr, base_mrr, note))
+    fused_only, boosted, n = phrase_rows
+    rows.append(_row(f"exact phrase first, hybrid @{max_tokens}", boosted, fused_only,
+                     f"{n} five-word phrases copied from the chunks; baseline: fusion without boost_exact"))
     return rows
+
+
+def exact_phrases(texts: list[str], bm25, vectors, n: int = 40, seed: int = 7) -> tuple[float, float, int]:
+    """How often a chunk holding a phrase copied from the library comes first: fusion alone vs boost_exact.
+
+    Five consecutive words from a random chunk (reproducible seed), searched as typed; a hit is a
+    first result that contains the phrase. What a user pasting a remembered sentence expects.
+    """
+    import random
+
+    from agentic_pipeline.ingest import ranking
+
+    rng = random.Random(seed)
+    lookup = dict(enumerate(texts))
+    plain = exact = tried = 0
+    while tried < n:
+        words = texts[rng.randrange(len(texts))].split()
+        if len(words) < 20:
+            continue
+        start = rng.randrange(len(words) - 5)
+        query = " ".join(words[start:start + 5])
+        fused = ranking.fuse(bm25.rank(query), vectors(query))
+        holds = lambda row: " ".join(query.lower().split()) in " ".join(texts[row].lower().split())  # noqa: E731
+        plain += bool(fused) and holds(fused[0][0])
+        boosted = ranking.boost_exact(fused, lookup, query)
+        exact += bool(boosted) and holds(boosted[0][0])
+        tried += 1
+    return plain / n, exact / n, n
 
 
 def _row(name: str, value: float, baseline: float, note: str) -> dict:

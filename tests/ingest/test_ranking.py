@@ -68,3 +68,14 @@ def test_fused_scores_are_sorted_and_bounded(a, b):
     assert scores == sorted(scores, reverse=True)
     assert {i for i, _ in fused} == set(a) | set(b)
     assert all(0 < s <= 2 / 61 for s in scores)
+
+
+def test_boost_exact_puts_the_phrase_then_all_words_first_and_leaves_one_word_queries_alone():
+    from agentic_pipeline.ingest import ranking
+
+    fused = [("agree", 0.033), ("words", 0.030), ("phrase", 0.016), ("none", 0.015)]
+    texts = {"agree": "the river runs", "words": "gear will such soon speeding as",
+             "phrase": "built with such  soon-speeding Gear As will", "none": "nothing here"}
+    order = [i for i, _ in ranking.boost_exact(fused, texts, "such soon-speeding gear as will")]
+    assert order == ["phrase", "words", "agree", "none"]
+    assert ranking.boost_exact(fused, texts, "river") == fused

@@ -15,7 +15,9 @@ from drowning the other's. The measured effect on our gold set is in docs/embedd
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Sequence
+import re
+
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -74,3 +76,33 @@ def rrf(ranked_lists: Iterable[Sequence[Id]], *, k: int = 60, limit: int | None 
     first_seen = {item: i for i, item in enumerate(scores)}
     fused = sorted(scores.items(), key=lambda pair: (-pair[1], first_seen[pair[0]]))
     return fused if limit is None else fused[:limit]
+
+
+#: added to the fused score of a chunk holding the query as written, or every query word (RRF scores stay < 0.05)
+PHRASE_BONUS, ALL_TERMS_BONUS = 1.0, 0.5
+_SPACES = re.compile(r"\s+")
+_WORDS = re.compile(r"\w+")
+
+
+def boost_exact(fused: Sequence[tuple[Id, float]], texts: Mapping[Id, str], query: str) -> list[tuple[Id, float]]:
+    """Re-rank fused results so exact matches come first: the phrase as written, then every word of it.
+
+    Reciprocal-rank fusion rewards agreement: a chunk both retrievers half-like beats the one
+    holding the very sentence typed. For a query of two or more words, a chunk containing the whole
+    phrase (case and spacing aside) ranks above all others, then chunks with every word; the fused
+    score orders each tier. One-word queries are left as fused (every full-text hit has the word).
+    """
+    words = [w.lower() for w in _WORDS.findall(query)]
+    if len(words) < 2:
+        return list(fused)
+    phrase = _SPACES.sub(" ", query.strip().lower())
+    out = []
+    for item, score in fused:
+        text = _SPACES.sub(" ", (texts.get(item) or "").lower())
+        if phrase in text:
+            score += PHRASE_BONUS
+        elif set(words) <= set(_WORDS.findall(text)):
+            score += ALL_TERMS_BONUS
+        out.append((item, score))
+    out.sort(key=lambda pair: -pair[1])  # stable: ties keep the fused order
+    return out

@@ -2,7 +2,9 @@
 
 Full text finds exact terms (function names, error strings); vectors find paraphrases. The two
 ranked lists are fused with reciprocal-rank fusion (``ingest.ranking.fuse``; the measured effect
-is in docs/embedding.md). Vectors are float32 blobs ranked with numpy: no pgvector needed, and a
+is in docs/embedding.md), then chunks holding the query as written, or all of its words, are put
+first (``ranking.boost_exact``): fusion alone let a chunk both lists half-liked beat the very
+sentence typed. Vectors are float32 blobs ranked with numpy: no pgvector needed, and a
 personal library of hundreds of thousands of chunks ranks in milliseconds.
 """
 
@@ -41,11 +43,13 @@ def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> l
         matrix = np.vstack([embed.from_blob(b, dim) for b in blobs])
         qvec = app.embedder.embed([query])[0]
         vec_ids = [ids[row] for row, _score in ranking.top_k(qvec, matrix, pool)]
-    fused = ranking.fuse(fts_ids, vec_ids, limit=limit)
+    fused = ranking.fuse(fts_ids, vec_ids)  # every candidate: an exact match may sit low in both lists
     with app.db.read() as conn:
         details = search_store.chunk_details(conn, [cid for cid, _ in fused])
+    fused = ranking.boost_exact(fused, {cid: d["text"] for cid, d in details.items()}, query)[:limit]
     terms = search_store.query_terms(query)
-    return [_result(details[cid], score, terms, cid in fts_ids) for cid, score in fused if cid in details]
+    fts = set(fts_ids)
+    return [_result(details[cid], score, terms, cid in fts) for cid, score in fused if cid in details]
 
 
 def _result(d: dict[str, Any], score: float, terms: list[str], exact: bool) -> dict[str, Any]:
