@@ -101,3 +101,8 @@ def test_pre_keeps_its_layout_while_the_prose_around_it_is_laid_out():
 def test_count_words_counts_each_cjk_character_and_each_other_run(pieces):
     text = "".join(pieces)
     assert text_stats.count_words(text) == len(text_stats._WORD.findall(text))
+
+
+def test_ruby_readings_are_not_part_of_the_text():
+    got = html.to_text("<p><ruby>障子<rp>(</rp><rt>しょうじ</rt><rp>)</rp></ruby>が立て切ってある</p>".encode())
+    assert got.text == "障子が立て切ってある" and got.words == 10

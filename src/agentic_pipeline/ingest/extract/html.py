@@ -37,8 +37,10 @@ _BR = re.compile(rb"<br\b[^>]*>", re.IGNORECASE)
 _PRE_OPEN = re.compile(rb"<pre\b[^>]*>", re.IGNORECASE)
 _PRE_CLOSE = re.compile(rb"</pre\s*>", re.IGNORECASE)
 # the start tags that need work when present: one pass finds which ones are
-_SPECIAL_TAG = re.compile(rb"<(pre|br|script|style|template|noscript|h[1-3])\b", re.IGNORECASE)
-_NON_TEXT = frozenset({b"script", b"style", b"template", b"noscript"})
+_SPECIAL_TAG = re.compile(rb"<(pre|br|script|style|template|noscript|rt|rp|h[1-3])\b", re.IGNORECASE)
+# not part of the text: code, styles, and ruby annotations (<rt> readings and <rp> parentheses over
+# Japanese or Chinese; kept, they split every annotated word: 障子しょうじ)
+_NON_TEXT = frozenset({b"script", b"style", b"template", b"noscript", b"rt", b"rp"})
 _HEADINGS = ("h1", "h2", "h3")
 _HEADING_TAGS = frozenset(h.encode() for h in _HEADINGS)
 # C0 controls and DEL are dropped; \t \n \v \f \r and \x1c-\x1f are whitespace and get laid out
