@@ -106,3 +106,13 @@ def test_count_words_counts_each_cjk_character_and_each_other_run(pieces):
 def test_ruby_readings_are_not_part_of_the_text():
     got = html.to_text("<p><ruby>障子<rp>(</rp><rt>しょうじ</rt><rp>)</rp></ruby>が立て切ってある</p>".encode())
     assert got.text == "障子が立て切ってある" and got.words == 10
+
+
+def test_markdown_comments_in_indented_code_are_not_headings(tmp_path):
+    md = tmp_path / "guide.md"
+    body = "Some words about this part of the guide, enough to be a chapter of its own. " * 40 + "\n\n"
+    md.write_text("# Guide\n\n## Getting started\n\n" + body + "    # install the tools\n    make install\n\n"
+                  "## Variables\n\n" + body + "\t# set one\n\tx=1\n\n## Loops\n\n" + body, encoding="utf-8")
+    titles = [c.title for c in extract(md).chapters]
+    assert "install the tools" not in titles and "set one" not in titles
+    assert {"Getting started", "Variables", "Loops"} <= set(titles)

@@ -55,7 +55,7 @@ def find_headings(text: str, *, markdown: bool = False) -> list[tuple[int, int, 
         stripped = line.strip()
         if markdown and _FENCE.match(line):
             fenced = not fenced
-        elif not fenced:
+        elif not fenced and not (markdown and _indented_code(line)):
             heading = _heading(stripped, prev, styles, markdown)
             if heading is not None:
                 at = prev_offset if heading[2] else offset
@@ -63,6 +63,12 @@ def find_headings(text: str, *, markdown: bool = False) -> list[tuple[int, int, 
         prev, prev_offset = stripped, offset
         offset += len(line) + 1
     return found
+
+
+def _indented_code(line: str) -> bool:
+    """Markdown: a line indented by four spaces (or a tab) is code, and its ``# comment`` no heading."""
+    head = line[:len(line) - len(line.lstrip(" \t"))]
+    return "\t" in head or len(head) >= 4
 
 
 def _heading(line: str, prev: str, styles: dict[str, int], markdown: bool) -> tuple[int, str, bool] | None:
