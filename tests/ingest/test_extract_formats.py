@@ -116,3 +116,10 @@ def test_markdown_comments_in_indented_code_are_not_headings(tmp_path):
     titles = [c.title for c in extract(md).chapters]
     assert "install the tools" not in titles and "set one" not in titles
     assert {"Getting started", "Variables", "Loops"} <= set(titles)
+
+
+def test_table_cells_and_unclosed_blocks_keep_their_words_apart():
+    got = html.to_text(b"<table><tr><td>Fruit</td><th>Colour</th></tr><tr><td>Apple<td>Red</table>"
+                       b"<p>word<p>Second<hr>Third<li>item")
+    assert got.text.split() == ["Fruit", "Colour", "Apple", "Red", "word", "Second", "Third", "item"]
+    assert got.words == 8

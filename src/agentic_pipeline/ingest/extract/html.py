@@ -27,12 +27,15 @@ _LINE = "\u2028"
 # private-use marks put just inside <pre> and just before </pre>: the text between them keeps its layout
 _CODE_IN, _CODE_OUT = "\ue001", "\ue002"
 
-# matches only the "</" of a block's end tag, so the mark goes in with a plain (fast) replacement
+# matches only the "<" of a block's start or end tag, so the mark goes in with a plain (fast) replacement:
+# start tags too, since HTML lets <p>, <li>, <td>... go unclosed ("<p>one<p>two" is two paragraphs), and
+# table cells (a mark before </tr> would be moved out of the table by the parser: cells ran together)
 _BLOCK_END = re.compile(
-    rb"</(?=(?:p|div|h[1-6]|li|dt|dd|tr|blockquote|pre|section|article|header|footer|aside|table|figure|figcaption|ul|ol|dl)\s*>)",
+    rb"<(?=/?(?:p|div|h[1-6]|li|dt|dd|td|th|blockquote|pre|section|article|header|footer|aside|table|figure"
+    rb"|figcaption|ul|ol|dl|main|nav|hr|address|caption)[\s/>])",
     re.IGNORECASE,
 )
-_BLOCK_MARK = _PARA.encode() + b"</"
+_BLOCK_MARK = _PARA.encode() + b"<"
 _BR = re.compile(rb"<br\b[^>]*>", re.IGNORECASE)
 _PRE_OPEN = re.compile(rb"<pre\b[^>]*>", re.IGNORECASE)
 _PRE_CLOSE = re.compile(rb"</pre\s*>", re.IGNORECASE)
