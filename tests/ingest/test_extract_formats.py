@@ -123,3 +123,21 @@ def test_table_cells_and_unclosed_blocks_keep_their_words_apart():
                        b"<p>word<p>Second<hr>Third<li>item")
     assert got.text.split() == ["Fruit", "Colour", "Apple", "Red", "word", "Second", "Third", "item"]
     assert got.words == 8
+
+
+@pytest.mark.parametrize("name, data, expected", [
+    ("stray.txt", ("Chapter One\n\n" + "“Call me Ishmael.” Some years ago, never mind how long. " * 80).encode()[:900]
+     + b"\xff" + ("Chapter One\n\n" + "“Call me Ishmael.” Some years ago, never mind how long. " * 80).encode()[900:],
+     "“Call me Ishmael.”"),
+    ("ru.txt", ("Глава первая\n\n" + "Плавающие объекты и таблицы, это пример русского текста о книгах. " * 60).encode("cp1251"),
+     "Плавающие объекты"),
+    ("ja.txt", ("第一章\n\n" + "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。" * 60).encode("shift_jis"),
+     "吾輩は猫である"),
+    ("meta.html", ("<html><head><meta charset=windows-1251></head><body><h1>Глава</h1><p>"
+                   + "Плавающие объекты и таблицы. " * 80 + "</p></body></html>").encode("cp1251"), "Плавающие объекты"),
+])
+def test_text_in_other_encodings_and_with_a_stray_byte_reads_as_written(tmp_path, name, data, expected):
+    path = tmp_path / name
+    path.write_bytes(data)
+    book = extract(path)
+    assert expected in "\n".join(c.text for c in book.chapters)

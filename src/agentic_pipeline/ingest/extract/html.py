@@ -62,6 +62,9 @@ _RUN = re.compile(f"[{_SPACE_CHARS}][ {_SPACE_CHARS}]*")
 _WS = re.compile(r"\s+")
 _MANY_LINES = re.compile(r"\n{3,}")
 _XML_ENCODING = re.compile(rb"""^<\?xml[^>]*encoding=["']([A-Za-z0-9._-]+)["']""")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?([A-Za-z0-9._-]+)""", re.IGNORECASE)
+#: a UTF-8 file with at most one undecodable byte per this many characters is read as UTF-8
+STRAY_BYTES_PER = 10_000
 
 
 class Text(NamedTuple):
@@ -73,20 +76,46 @@ class Text(NamedTuple):
 
 
 def decode(data: bytes) -> str:
-    """Bytes of a markup document to str: BOM, then UTF-8, then the XML declaration, then cp1252."""
+    """Bytes of a document to str, whatever encoding it came in.
+
+    In order: a byte-order mark; UTF-8; UTF-8 with a few stray bytes (at most one in
+    ``STRAY_BYTES_PER`` characters, each shown as U+FFFD: one bad byte must not turn a whole UTF-8
+    book into cp1252 mojibake); the encoding the document declares (XML declaration, ``<meta
+    charset>``); charset-normalizer's guess (cp1251, Shift-JIS, Latin-1 files...); cp1252.
+    """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16", errors="replace")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         pass
-    declared = _XML_ENCODING.match(data[:200])
+    lenient = data.decode("utf-8-sig", errors="replace")
+    if lenient.count("\ufffd") <= max(1, len(lenient) // STRAY_BYTES_PER):
+        return lenient
+    declared = _XML_ENCODING.match(data[:200]) or _META_CHARSET.search(data[:4096])
     if declared:
         try:
             return data.decode(declared.group(1).decode("ascii"), errors="replace")
         except LookupError:
             pass
+    guessed = _guess(data)
+    if guessed is not None:
+        return guessed
     return data.decode("cp1252", errors="replace")
+
+
+def _guess(data: bytes) -> str | None:
+    try:
+        from charset_normalizer import from_bytes
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    best = from_bytes(data[:1_000_000]).best()
+    if best is None or best.encoding in (None, "ascii"):
+        return None
+    try:
+        return data.decode(best.encoding, errors="replace")
+    except LookupError:
+        return None
 
 
 def utf8(data: bytes | str) -> bytes:
