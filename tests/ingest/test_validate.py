@@ -137,3 +137,12 @@ def test_result_serialises() -> None:
     data = result.to_json()
     assert data["passed"] is True and len(data["checks"]) == len(result.checks)
     assert {"name", "value", "threshold", "passed", "detail"} <= set(data["checks"][0])
+
+
+def test_a_short_book_needs_fewer_chapters_than_a_long_one():
+    from agentic_pipeline.ingest import validate as v
+
+    assert v.check_chapter_count(2, 3, words=3_000).passed  # two sections of a short tutorial
+    assert not v.check_chapter_count(1, 3, words=100_000).passed  # a long book in one piece: split it
+    assert v.check_chapter_count(2, 3, words=4_000).threshold == 2
+    assert not v.check_chapter_count(2, 3).passed  # without a word count: the strategy's number

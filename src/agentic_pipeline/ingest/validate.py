@@ -64,7 +64,7 @@ def validate(book: ExtractedBook, strategy: Strategy, *, chunk_texts: Sequence[s
     counts = [c.word_count for c in book.chapters]
     checks = [
         check_coverage(book.word_count, book.source_word_count, strategy.validation.min_coverage),
-        check_chapter_count(len(book.chapters), strategy.validation.min_chapters),
+        check_chapter_count(len(book.chapters), strategy.validation.min_chapters, book.word_count),
         check_balance(counts, strategy.validation.max_chapter_imbalance),
         check_garbage(book.text, strategy.validation.max_garbage_ratio),
         check_duplicates([c.text for c in book.chapters], strategy.validation.max_duplicate_chapter_ratio),
@@ -108,7 +108,14 @@ def check_chunk_coverage(chunk_words: int, book_words: int, minimum: float) -> C
                  f"chunks hold {chunk_words} words for {book_words} chapter words ({value:.0%}, need {minimum:.0%})")
 
 
-def check_chapter_count(count: int, minimum: int) -> Check:
+#: a book needs the strategy's chapter count only if it has this many words per chapter to fill them
+WORDS_PER_EXPECTED_CHAPTER = 2_000
+
+
+def check_chapter_count(count: int, minimum: int, words: int | None = None) -> Check:
+    """At least ``minimum`` chapters, scaled down for short books (a 3,000-word tutorial in two sections is fine)."""
+    if words is not None:
+        minimum = max(1, min(minimum, words // WORDS_PER_EXPECTED_CHAPTER))
     return Check("chapter_count", float(count), minimum, count >= minimum,
                  f"{count} chapter(s), need at least {minimum}")
 
