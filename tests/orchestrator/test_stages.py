@@ -42,6 +42,10 @@ def test_a_book_reaches_pending_approval_with_library_rows(app):
     counts = library_counts(app)
     assert counts["books"] == 1 and counts["chapters"] >= 1 and counts["chunks"] >= 1 and counts["embedded"] == 0
     assert p.lease_owner is None
+    from agentic_pipeline.db import library_store
+
+    with app.db.read() as conn:  # a Markdown file declares no language: the text says English
+        assert library_store.book_for_pipeline(conn, pid)["language"] == "en"
 
 
 def test_queueing_the_same_file_twice_gives_one_pipeline_and_a_copy_is_a_duplicate(app, tmp_path):

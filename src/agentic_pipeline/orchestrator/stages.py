@@ -110,7 +110,8 @@ def processing(app, p) -> Outcome:
     meta = book.metadata
     library = {
         "book": {"content_hash": p.row.get("content_hash") or "", "title": p.row.get("title") or meta.title,
-                 "authors": list(meta.authors), "language": meta.language, "book_type": p.row.get("book_type"),
+                 "authors": list(meta.authors), "language": _language(meta.language, book.text),
+                 "book_type": p.row.get("book_type"),
                  "source_path": p.source_path, "word_count": book.word_count,
                  "metadata": {"format": meta.format, "split_method": book.split_method}},
         "chapters": [{"chapter_index": c.index, "title": c.title, "text": c.text, "word_count": c.word_count}
@@ -181,6 +182,18 @@ ISOLATED = frozenset({State.CLASSIFYING, State.PROCESSING, State.EMBEDDING})
 
 
 # ----------------------------------------------------------------------- helpers
+def _language(declared: str | None, text: str) -> str | None:
+    """The book's language as a primary subtag ("ja", not "ja-JP"): what it declares, else what its text is in
+    (PDFs, text and Markdown rarely declare one)."""
+    from agentic_pipeline.ingest import language
+
+    tag = language.normalise_language(declared)
+    if tag:
+        return tag
+    found = language.detect_language(text)
+    return None if found.language == "und" else found.language
+
+
 def source_changed(app, p) -> Outcome | None:
     """Back to DETECTED when the file no longer has the content HASHING saw; None when it does.
 
