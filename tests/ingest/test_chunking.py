@@ -215,3 +215,17 @@ def test_code_in_a_real_pdf_is_never_cut_between_chunks():
             checked += 1
     assert checked >= 20
     assert any("struct file_operations memory_fops = {" in c.text and "release: memory_release" in c.text for c in chunks)
+
+
+def test_an_html_pre_block_stays_in_one_chunk_when_code_is_kept_whole(tmp_path):
+    from agentic_pipeline.ingest.extract import extract
+
+    code = "Package: hello\nDepends: libc6\n\nDescription: say hello\n the classic greeting\n\n$ make\ncc -o hello hello.c"
+    page = tmp_path / "guide.html"
+    page.write_text("<html><body><h1>Packaging</h1><p>" + "Some prose before the control file. " * 30 + "</p><pre>"
+                    + code + "</pre><p>" + "And prose after it. " * 30 + "</p></body></html>", encoding="utf-8")
+    book = extract(page)
+    chunks = chunking.chunk_chapters(book.chapters, max_tokens=40, overlap_tokens=0,
+                                     count_tokens=lambda t: len(t.split()), keep_code_whole=True)
+    holding = [c for c in chunks if "Depends:" in c.text or "Description:" in c.text or "$ make" in c.text]
+    assert len(holding) == 1 and all(part in holding[0].text for part in ("Depends:", "Description:", "cc -o hello"))

@@ -92,8 +92,8 @@ def test_pre_keeps_its_layout_while_the_prose_around_it_is_laid_out():
            "    <span class=\"kw\">return</span>  x\n\n\n\n    # done\n</pre>"
            "<p>Then\tthis.<br/>And that.</p><pre>a  b</pre>tail</body></html>").encode()
     got = html.to_text(doc)
-    assert got.text == ("Run this first:\n\ndef f(x):\n    return  x\n\n    # done\n\nThen this.\nAnd that."
-                        "\n\na  b\n\ntail")
+    assert got.text == ("Run this first:\n\n```\ndef f(x):\n    return  x\n\n    # done\n```\n\nThen this.\nAnd that."
+                        "\n\n```\na  b\n```\n\ntail")
     assert got.words == len(got.text.split())
 
 

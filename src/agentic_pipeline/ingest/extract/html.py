@@ -20,6 +20,8 @@ from selectolax.lexbor import LexborHTMLParser
 
 from agentic_pipeline.ingest import text_stats
 
+#: the fence put around the text of a <pre> block (Markdown's), which chunking keeps whole
+CODE_FENCE = "```"
 #: private-use character placed where a caller wants to cut; survives text extraction
 MARK = "\ue000"
 _PARA = "\u2029"
@@ -210,8 +212,8 @@ def _layout_with_code(raw: str) -> tuple[str, int]:
     ``raw`` carries ``_CODE_IN``/``_CODE_OUT`` around each ``<pre>``'s text (``to_text``): a few
     string operations per block instead of one per text run inside it (highlighted code has a
     tag around every token). Line ends in code become "\\n"; blank lines at its ends go; more
-    than one blank line in a row becomes one, as in the prose. The word count adds the prose's
-    and each block's whitespace-separated words.
+    than one blank line in a row becomes one, as in the prose; the block is fenced with ``CODE_FENCE``.
+    The word count adds the prose's and each block's whitespace-separated words (fences included).
     """
     prose, *blocks = raw.split(_CODE_IN)
     text, words = _layout(prose)
@@ -220,6 +222,8 @@ def _layout_with_code(raw: str) -> tuple[str, int]:
         code, closed, after = block.partition(_CODE_OUT)
         code = code.replace("\r\n", "\n").replace("\r", "\n").replace(_LINE, "\n").replace(_PARA, "\n")
         code = _MANY_LINES.sub("\n\n", code.strip("\n").rstrip())
+        if code:  # fenced as in Markdown, so chunking keeps the block whole (and readers see where code is)
+            code = f"{CODE_FENCE}\n{code}\n{CODE_FENCE}"
         parts.append(code)
         words += len(code.split())
         if closed:
