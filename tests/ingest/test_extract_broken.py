@@ -102,3 +102,40 @@ def test_missing_path_is_an_input_error(tmp_path):
         extract(tmp_path / "nope.epub")
     with pytest.raises(errors.InputError, match="not a file"):
         extract(tmp_path)
+
+
+def _rezip(target, replace: dict[str, bytes], drop: set[str] = frozenset()):
+    with zipfile.ZipFile(BOOKS / "waste-land.epub") as src, zipfile.ZipFile(target, "w") as out:
+        for info in src.infolist():
+            if info.filename in drop or info.filename in replace:
+                continue
+            out.writestr(info, src.read(info.filename))
+        for name, data in replace.items():
+            out.writestr(name, data)
+
+
+def test_a_drm_protected_epub_says_so(tmp_path):
+    target = tmp_path / "drm.epub"
+    encryption = (b'<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+                  b'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData>'
+                  b'<enc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>'
+                  b'<enc:CipherData><enc:CipherReference URI="EPUB/wasteland-content.xhtml"/></enc:CipherData>'
+                  b'</enc:EncryptedData></encryption>')
+    _rezip(target, {"META-INF/encryption.xml": encryption})
+    with pytest.raises(errors.PasswordProtected, match="DRM protected"):
+        extract(target)
+    fonts_only = encryption.replace(b"http://www.w3.org/2001/04/xmlenc#aes128-cbc", b"http://www.idpf.org/2008/embedding")
+    _rezip(target, {"META-INF/encryption.xml": fonts_only})
+    assert extract(target).chapters  # obfuscated fonts: the text is readable
+
+
+def test_a_container_naming_a_missing_package_says_which(tmp_path):
+    target = tmp_path / "lost.epub"
+    container = (b'<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+                 b'<rootfiles><rootfile full-path="OEBPS/gone.opf" media-type="application/oebps-package+xml"/>'
+                 b'</rootfiles></container>')
+    with zipfile.ZipFile(BOOKS / "waste-land.epub") as src:
+        opfs = {n for n in src.namelist() if n.endswith(".opf")}
+    _rezip(target, {"META-INF/container.xml": container}, drop=opfs)
+    with pytest.raises(errors.CorruptFile, match="names the package OEBPS/gone.opf, which is not in the archive"):
+        extract(target)

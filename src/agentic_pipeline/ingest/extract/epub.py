@@ -11,6 +11,7 @@ at several anchors is cut there; tiny documents (cover, title page) fold into th
 from __future__ import annotations
 
 import posixpath
+import re
 import unicodedata
 import zipfile
 import zlib
@@ -80,6 +81,7 @@ def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
     path = archive.path
     warnings: list[str] = []
     _check_mimetype(archive, warnings)
+    _check_drm(archive)
     opf_path, package = _package(archive)
     toc = _toc(archive, package)
     docs = _spine_documents(archive, package, warnings)
@@ -119,12 +121,36 @@ def _check_mimetype(archive: _Archive, warnings: list[str]) -> None:
         warnings.append(f"unexpected mimetype {data.strip()[:60]!r}")
 
 
+#: encryption.xml algorithms that only obfuscate embedded fonts (IDPF, Adobe): the text is readable
+_FONT_OBFUSCATION = ("http://www.idpf.org/2008/embedding", "http://ns.adobe.com/pdf/enc#RC")
+_ALGORITHM = re.compile(rb"""Algorithm\s*=\s*["']([^"']+)["']""")
+_CIPHER_URI = re.compile(rb"""<(?:\w+:)?CipherReference[^>]*URI\s*=\s*["']([^"']+)["']""")
+
+
+def _check_drm(archive: _Archive) -> None:
+    """DRM (Adobe ADEPT, Apple FairPlay, Readium LCP...) encrypts the documents themselves: say so plainly."""
+    data = archive.read("META-INF/encryption.xml")
+    if not data:
+        return
+    algorithms = {a.decode("ascii", "replace") for a in _ALGORITHM.findall(data)} - {""}
+    encrypted = [u.decode("utf-8", "replace") for u in _CIPHER_URI.findall(data)]
+    texts = [u for u in encrypted if u.lower().rsplit(".", 1)[-1] in ("xhtml", "html", "htm", "xml", "opf", "ncx")]
+    if texts and not algorithms <= set(_FONT_OBFUSCATION):
+        raise errors.PasswordProtected(
+            f"DRM protected: {archive.path.name} has {len(texts)} encrypted documents "
+            f"(META-INF/encryption.xml); only a DRM-free copy can be read", path=str(archive.path))
+
+
 def _package(archive: _Archive) -> tuple[str, epub_package.Package]:
     container = archive.read("META-INF/container.xml")
-    opf_path = epub_package.rootfile(container) if container else None
+    named = epub_package.rootfile(container) if container else None
+    opf_path = named
     if opf_path is None or archive.find(opf_path) is None:
         opf_path = next((n for n in archive.names if n.lower().endswith(".opf")), None)
     if opf_path is None:
+        if named:
+            raise errors.CorruptFile(f"corrupt or unreadable EPUB: {archive.path.name}: META-INF/container.xml "
+                                     f"names the package {named}, which is not in the archive", path=str(archive.path))
         raise errors.UnsupportedFormat(
             f"unsupported format: {archive.path.name} is a zip archive but not an EPUB "
             "(no META-INF/container.xml and no .opf package)",
