@@ -141,3 +141,15 @@ def test_text_in_other_encodings_and_with_a_stray_byte_reads_as_written(tmp_path
     path.write_bytes(data)
     book = extract(path)
     assert expected in "\n".join(c.text for c in book.chapters)
+
+
+def test_markdown_front_matter_gives_title_author_language_and_stays_out_of_the_text(tmp_path):
+    md = tmp_path / "notes.md"
+    body = "Words of the section, enough of them to make a real chapter here. " * 40
+    md.write_text('---\ntitle: "YAML in Practice"\nauthor: Ada Lovelace and Grace Hopper\nlang: en-GB\n'
+                  "tags: [a, b]\n---\n\n## Introduction\n\n" + body + "\n\n## Details\n\n" + body, encoding="utf-8")
+    book = extract(md)
+    assert book.metadata.title == "YAML in Practice" and book.metadata.language == "en-GB"
+    assert book.metadata.authors == ("Ada Lovelace", "Grace Hopper")
+    assert "tags:" not in book.chapters[0].text and "title:" not in book.chapters[0].text
+    assert [c.title for c in book.chapters] == ["Introduction", "Details"]

@@ -30,6 +30,9 @@ def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedB
     if kind == "html":
         return _read_html(path, html.utf8(data), limits)
     text = chapters.normalize(html.decode(data))
+    front: dict[str, str] = {}
+    if kind == "markdown":
+        front, text = front_matter(text)
     quality.check_garbage(text, path, limits.max_garbage_ratio)
     headings = find_headings(text, markdown=kind == "markdown")
     level = chapters.pick_level(lvl for _, lvl, _ in headings)
@@ -38,8 +41,29 @@ def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedB
         parts, method = chapters.split_at(text, cuts), "headings"
     else:
         parts, method = chapters.split_at(text, chapters.size_cuts(text), "Part 1"), "single"
-    title = next((t for _, lvl, t in headings if lvl <= (level or 1)), None) or chapters.first_line(text)
-    return _book(path, kind, title, None, parts, text_stats.count_words(text), method)
+    title = (front.get("title") or next((t for _, lvl, t in headings if lvl <= (level or 1)), None)
+             or chapters.first_line(text))
+    authors = tuple(a for a in re.split(r"\s*[;&]\s*|\s+and\s+", front.get("author", "")) if a)
+    return _book(path, kind, title, front.get("lang") or front.get("language"), parts, text_stats.count_words(text),
+                 method, authors)
+
+
+_FRONT = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+_FRONT_FIELD = re.compile(r"^(title|author|authors|lang|language)\s*:\s*(.+?)\s*$", re.I | re.M)
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """Markdown's YAML front matter (``---`` ... ``---`` at the top): its title, author and language, and the
+    text without it. Only plain ``key: value`` lines are read (no YAML library: no code runs on a book's say)."""
+    match = _FRONT.match(text)
+    if not match:
+        return {}, text
+    fields = {}
+    for key, value in _FRONT_FIELD.findall(match.group(1)):
+        key = {"authors": "author"}.get(key.lower(), key.lower())
+        value = value.strip().strip("'\"").strip("[]").strip()
+        fields.setdefault(key, value.replace('", "', "; ").replace("', '", "; "))
+    return fields, text[match.end():].lstrip("\n")
 
 
 def find_headings(text: str, *, markdown: bool = False) -> list[tuple[int, int, str]]:
@@ -100,9 +124,10 @@ def _read_html(path: Path, markup: bytes, limits: Limits) -> model.ExtractedBook
     return _book(path, "html", title or heading, language, parts, words, method)
 
 
-def _book(path, fmt, title, language, parts, source_words, method) -> model.ExtractedBook:
+def _book(path, fmt, title, language, parts, source_words, method, authors=()) -> model.ExtractedBook:
     built = chapters.build(parts)
     if len(built) <= 1:
         method = "single"
-    meta = model.Metadata(title=chapters.clean_title(title) or path.stem, language=language, format=fmt, page_count=1)
+    meta = model.Metadata(title=chapters.clean_title(title) or path.stem, authors=tuple(authors), language=language,
+                          format=fmt, page_count=1)
     return model.ExtractedBook(metadata=meta, chapters=built, source_word_count=source_words, split_method=method)
