@@ -37,6 +37,8 @@ def read(path: Path, limits: Limits) -> model.ExtractedBook:
     doc = _open(path)
     try:
         page_count = len(doc)
+        if page_count == 0:
+            raise errors.EmptyFile(f"empty file: {path.name} is a PDF with no pages", path=str(path))
         if page_count > limits.max_pages:
             raise errors.BookTooLarge(
                 f"the book exceeds the configured size limits: {path.name} has {page_count} pages "
@@ -61,6 +63,9 @@ def _open(path: Path) -> pdfium.PdfDocument:
                 hint="remove the password (e.g. qpdf --decrypt) and add the file again",
                 path=str(path),
             ) from exc
+        if getattr(exc, "err_code", None) == 0:  # "Success": PDFium found no usable page tree
+            raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: PDFium found no page tree "
+                                     "(a PDF with no pages?)", path=str(path)) from exc
         raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: {exc}", path=str(path)) from exc
     except (OSError, ValueError) as exc:
         raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: {exc}", path=str(path)) from exc
