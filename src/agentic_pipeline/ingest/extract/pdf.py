@@ -57,18 +57,23 @@ def _open(path: Path) -> pdfium.PdfDocument:
     try:
         return pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
-        if getattr(exc, "err_code", None) == _PASSWORD_ERROR:
+        # PDFium's error code is process-global and can be stale: the file's own bytes decide
+        data = path.read_bytes()
+        if getattr(exc, "err_code", None) == _PASSWORD_ERROR and b"/Encrypt" in data:
             raise errors.PasswordProtected(
                 f"password protected: {path.name} needs a user password to open",
                 hint="remove the password (e.g. qpdf --decrypt) and add the file again",
                 path=str(path),
             ) from exc
-        if getattr(exc, "err_code", None) == 0:  # "Success": PDFium found no usable page tree
-            raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: PDFium found no page tree "
-                                     "(a PDF with no pages?)", path=str(path)) from exc
+        if _NO_PAGES.search(data) and not _SOME_PAGES.search(data):
+            raise errors.EmptyFile(f"empty file: {path.name} is a PDF with no pages", path=str(path)) from exc
         raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: {exc}", path=str(path)) from exc
     except (OSError, ValueError) as exc:
         raise errors.CorruptFile(f"corrupt or unreadable PDF: {path.name}: {exc}", path=str(path)) from exc
+
+
+_NO_PAGES = re.compile(rb"/Count\s*0(?![0-9])")
+_SOME_PAGES = re.compile(rb"/Count\s*[1-9]")
 
 
 def _page_texts(doc: pdfium.PdfDocument) -> tuple[list[str], list[str]]:
