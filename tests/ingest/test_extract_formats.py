@@ -153,3 +153,16 @@ def test_markdown_front_matter_gives_title_author_language_and_stays_out_of_the_
     assert book.metadata.authors == ("Ada Lovelace", "Grace Hopper")
     assert "tags:" not in book.chapters[0].text and "title:" not in book.chapters[0].text
     assert [c.title for c in book.chapters] == ["Introduction", "Details"]
+
+
+def test_epub_illustrators_and_translators_are_not_authors():
+    from agentic_pipeline.ingest.extract import epub_package
+
+    opf = (b'<package xmlns="http://www.idpf.org/2007/opf" xmlns:opf="http://www.idpf.org/2007/opf">'
+           b'<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>T</dc:title>'
+           b'<dc:creator opf:role="aut">Jane Writer</dc:creator><dc:creator opf:role="ill">Ian Illus</dc:creator>'
+           b'<dc:creator id="c3">Tom Trans</dc:creator><meta refines="#c3" property="role">trl</meta>'
+           b'<dc:creator>Second Author</dc:creator></metadata><manifest/><spine/></package>')
+    assert epub_package.parse_opf(opf, "OEBPS/content.opf").authors == ("Jane Writer", "Second Author")
+    editors_only = opf.replace(b'opf:role="aut"', b'opf:role="edt"').replace(b"<dc:creator>Second Author</dc:creator>", b"")
+    assert epub_package.parse_opf(editors_only, "x.opf").authors == ("Jane Writer", "Ian Illus", "Tom Trans")

@@ -82,7 +82,7 @@ def parse_opf(data: bytes, opf_path: str) -> Package | None:
     spine = tuple(el.get("idref", "") for el in root.iter("{*}itemref"))
     return Package(
         title=_first(root, "title"),
-        authors=tuple(_all(root, "creator")),
+        authors=tuple(_authors(root)),
         language=_first(root, "language"),
         identifiers=tuple(_all(root, "identifier")),
         manifest=manifest,
@@ -139,6 +139,33 @@ def _walk_points(parent, base: str, level: int) -> list[TocEntry]:
 
 def _text(el) -> str:
     return " ".join("".join(el.itertext()).split())
+
+
+#: MARC relator codes of a creator who wrote the book (no role given also counts as author)
+_AUTHOR_ROLES = {"aut", "author"}
+
+
+def _authors(root) -> list[str]:
+    """The book's authors among its ``dc:creator`` entries: not its illustrators, translators or editors.
+
+    EPUB 2 puts the role on the element (``opf:role="ill"``); EPUB 3 in a ``<meta refines="#id"
+    property="role">``. A creator with no role is an author; if every creator has another role
+    (an anthology credited to its editor), they are all kept rather than none.
+    """
+    metadata = next(root.iter("{*}metadata"), root)
+    roles: dict[str, str] = {}
+    for meta in metadata.iter("{*}meta"):
+        if (meta.get("property") or "") == "role" and (meta.get("refines") or "").startswith("#"):
+            roles[meta.get("refines")[1:]] = (_text(meta) or "").strip().lower()
+    creators = []
+    for el in metadata.iter("{*}creator"):
+        name = _text(el)
+        if not name:
+            continue
+        role = next((v for k, v in el.attrib.items() if k.endswith("role")), None) or roles.get(el.get("id") or "")
+        creators.append((name, (role or "aut").strip().lower()))
+    authors = [name for name, role in creators if role in _AUTHOR_ROLES]
+    return authors or [name for name, _role in creators]
 
 
 def _all(root, name: str) -> list[str]:
