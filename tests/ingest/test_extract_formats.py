@@ -166,3 +166,15 @@ def test_epub_illustrators_and_translators_are_not_authors():
     assert epub_package.parse_opf(opf, "OEBPS/content.opf").authors == ("Jane Writer", "Second Author")
     editors_only = opf.replace(b'opf:role="aut"', b'opf:role="edt"').replace(b"<dc:creator>Second Author</dc:creator>", b"")
     assert epub_package.parse_opf(editors_only, "x.opf").authors == ("Jane Writer", "Ian Illus", "Tom Trans")
+
+
+@pytest.mark.parametrize("raw, names", [
+    ("Achim Zeileis, Gabor Grothendieck", ("Achim Zeileis", "Gabor Grothendieck")),
+    ("Zeileis, Achim", ("Zeileis, Achim",)),
+    ("A. One and B. Two; C Three", ("A. One", "B. Two", "C Three")),
+    ("R Core Team", ("R Core Team",)),
+])
+def test_pdf_author_fields_split_into_names(raw, names):
+    from agentic_pipeline.ingest.extract import pdf
+
+    assert pdf._authors(raw) == names

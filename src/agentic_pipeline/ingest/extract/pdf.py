@@ -261,7 +261,13 @@ def _pages_title(first: int, end: int) -> str:
 
 
 def _authors(raw: str) -> tuple[str, ...]:
-    return tuple(a.strip() for a in re.split(r";|\s&\s", raw) if a.strip())
+    """The PDF's Author field as names: split on ";" and "&", and on "," or " and " when every piece is a
+    whole name ("Achim Zeileis, Gabor Grothendieck"), not a "Surname, Given" pair."""
+    names = []
+    for part in (a.strip() for a in re.split(r";|\s&\s", raw) if a.strip()):
+        pieces = [p.strip() for p in re.split(r",|\s+and\s+", part) if p.strip()]
+        names += pieces if len(pieces) > 1 and all(" " in p for p in pieces) else [part]
+    return tuple(names)
 
 
 def _page_list(numbers: list[int], limit: int = 10) -> str:
