@@ -178,3 +178,8 @@ def test_pdf_author_fields_split_into_names(raw, names):
     from agentic_pipeline.ingest.extract import pdf
 
     assert pdf._authors(raw) == names
+
+
+def test_a_pdf_without_a_title_field_takes_the_largest_text_on_its_first_page():
+    book = extract(BOOKS / "r-intro.pdf")  # its Title field is empty
+    assert book.metadata.title == "An Introduction to R"

@@ -48,6 +48,8 @@ def read(path: Path, limits: Limits) -> model.ExtractedBook:
         pages, warnings = _page_texts(doc)
         outline = _outline(doc, page_count)
         info = _info(doc)
+        if not chapters.clean_title(info.get("Title")):
+            info["FirstPageTitle"] = _first_page_title(doc)
     finally:
         doc.close()
     return _assemble(path, pages, outline, info, warnings, limits)
@@ -135,6 +137,48 @@ def _children(doc: pdfium.PdfDocument, parent, level: int, seen: set[int]):
         pointer = pdfium_c.FPDFBookmark_GetNextSibling(doc, pointer)
 
 
+#: a first-page title longer than this many words is a notice or a paragraph, not a title
+TITLE_MAX_WORDS = 12
+
+
+def _first_page_title(doc: pdfium.PdfDocument) -> str:
+    """The text set in the largest font on page 1 (most PDFs leave the Title field empty); "" when unsure.
+
+    Only the first run of largest-size characters, at most ``TITLE_MAX_WORDS`` words and mostly
+    letters; anything else falls back to the file name.
+    """
+    try:
+        page = doc[0]
+        textpage = page.get_textpage()
+    except (pdfium.PdfiumError, IndexError):
+        return ""
+    try:
+        chars = []
+        for i in range(min(textpage.count_chars(), 4000)):
+            chars.append((round(pdfium_c.FPDFText_GetFontSize(textpage.raw, i), 1),
+                          chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i))))
+    finally:
+        textpage.close()
+        page.close()
+    sizes = [size for size, ch in chars if ch.strip()]
+    if not sizes:
+        return ""
+    biggest, out, started = max(sizes), [], False
+    for size, ch in chars:
+        if size >= biggest - 0.5:
+            out.append(ch)
+            started = True
+        elif started and not ch.strip():
+            out.append(" ")
+        elif started and len("".join(out).strip()) > 3:
+            break
+    title = " ".join("".join(out).split())
+    letters = sum(ch.isalpha() for ch in title)
+    if not title or len(title.split()) > TITLE_MAX_WORDS or letters < 0.6 * len(title.replace(" ", "")):
+        return ""
+    return chapters.clean_title(title) or ""
+
+
 def _info(doc: pdfium.PdfDocument) -> dict[str, str]:
     try:
         return {k: v for k, v in doc.get_metadata_dict(skip_empty=True).items() if isinstance(v, str)}
@@ -159,7 +203,7 @@ def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBo
         words=[counter(end) - counter(start) for _, start, end in spans] if counter.exact(text, spans) else None,
     )
     meta = model.Metadata(
-        title=chapters.clean_title(info.get("Title")) or path.stem,
+        title=chapters.clean_title(info.get("Title")) or info.get("FirstPageTitle") or path.stem,
         authors=_authors(info.get("Author", "")),
         format="pdf",
         page_count=len(pages),
