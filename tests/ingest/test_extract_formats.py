@@ -183,3 +183,19 @@ def test_pdf_author_fields_split_into_names(raw, names):
 def test_a_pdf_without_a_title_field_takes_the_largest_text_on_its_first_page():
     book = extract(BOOKS / "r-intro.pdf")  # its Title field is empty
     assert book.metadata.title == "An Introduction to R"
+
+
+def test_text_running_heads_are_not_chapters_and_chapter_one_is_not_the_title(tmp_path):
+    page = "Words of the text on this page, enough for a real chapter to form here. " * 30
+    pages = []
+    for n in range(1, 10):  # text saved from a PDF: the running head comes back on every page
+        chapter = 1 if n < 5 else 2
+        name = "Introduction and preliminaries" if chapter == 1 else "Simple manipulations"
+        pages.append(f"Chapter {chapter}: {name} {n}\n\n{page}\n")
+    txt = tmp_path / "history.txt"
+    txt.write_text("A Short History of Things\n\nChapter 1\n\n" + page + "\n\nChapter 2\n\n" + page + "\n\n"
+                   + "\n".join(pages), encoding="utf-8")
+    book = extract(txt)
+    titles = [c.title for c in book.chapters]
+    assert not any("preliminaries" in t for t in titles) and len(book.chapters) <= 3
+    assert book.metadata.title == "A Short History of Things"

@@ -41,8 +41,10 @@ def read(path: Path, data: bytes, kind: str, limits: Limits) -> model.ExtractedB
         parts, method = chapters.split_at(text, cuts), "headings"
     else:
         parts, method = chapters.split_at(text, chapters.size_cuts(text), "Part 1"), "single"
-    title = (front.get("title") or next((t for _, lvl, t in headings if lvl <= (level or 1)), None)
-             or chapters.first_line(text))
+    first_heading = next((t for _, lvl, t in headings if lvl <= (level or 1)), None)
+    if first_heading and _CHAPTER.match(first_heading) and headings and headings[0][0] > 0:
+        first_heading = None  # "Chapter 1" names a chapter, not the book: the line above it is the better title
+    title = front.get("title") or first_heading or chapters.first_line(text)
     authors = tuple(a for a in re.split(r"\s*[;&]\s*|\s+and\s+", front.get("author", "")) if a)
     return _book(path, kind, title, front.get("lang") or front.get("language"), parts, text_stats.count_words(text),
                  method, authors)
@@ -86,7 +88,23 @@ def find_headings(text: str, *, markdown: bool = False) -> list[tuple[int, int, 
                 found.append((at, heading[0], heading[1]))
         prev, prev_offset = stripped, offset
         offset += len(line) + 1
-    return found
+    return _without_running_heads(found)
+
+
+#: a heading whose exact title comes back this many times is a page's running head, not a chapter
+RUNNING_HEAD_REPEATS = 3
+
+
+def _without_running_heads(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Drop headings repeated verbatim (text saved from a PDF repeats "Chapter 1: Introduction 3" on every
+    page; real chapter titles are each used once). Page numbers at the end are ignored when comparing."""
+    def key(title: str) -> str:
+        return re.sub(r"\s+\d+\s*$", "", title.strip().lower())
+
+    seen: dict[str, int] = {}
+    for _off, _lvl, title in found:
+        seen[key(title)] = seen.get(key(title), 0) + 1
+    return [h for h in found if seen[key(h[2])] < RUNNING_HEAD_REPEATS]
 
 
 def _indented_code(line: str) -> bool:
