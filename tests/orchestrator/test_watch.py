@@ -7,6 +7,8 @@ import shutil
 import signal
 import time
 
+import pytest
+
 from agentic_pipeline.approval import autonomy
 from agentic_pipeline.db import workers_store
 from agentic_pipeline.health import monitor
@@ -105,13 +107,16 @@ def test_drained_worker_refreshes_the_cached_health_report_on_exit(sqlite_url, t
         app.close()
 
 
-def test_until_empty_with_watch_queues_the_files_already_there_first(sqlite_url, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_until_empty_with_watch_queues_the_files_already_there_first(sqlite_url, tmp_path, workers):
+    """One worker, or a supervisor with two: the folder's files are queued before anyone looks at the queue."""
     app = open_app(sqlite_url)
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     shutil.copy(SAMPLES / "waste-land.md", inbox / "poem.md")
     try:
-        out = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1", "--watch", str(inbox))
+        out = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1", "--concurrency", workers,
+                      "--watch", str(inbox))
         assert out.returncode == 0, out.stderr[-2000:]
         (p,) = _pipelines(app)
         assert p.state is State.PENDING_APPROVAL and p.source_path == str(inbox / "poem.md")
@@ -164,25 +169,9 @@ def test_a_move_that_fails_leaves_the_book_and_its_path_alone(sqlite_url, tmp_pa
 
 
 def test_processed_dir_inside_the_watched_folder_is_refused(tmp_path):
-    import pytest as _pytest
-
     from agentic_pipeline import errors
     from agentic_pipeline.orchestrator import worker
 
-    with _pytest.raises(errors.InputError, match="inside the watched folder"):
+    with pytest.raises(errors.InputError, match="inside the watched folder"):
         worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "in" / "done"))
     worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "done"))
-
-
-def test_concurrency_with_watch_and_until_empty_queues_the_folder_first(sqlite_url, tmp_path):
-    app = open_app(sqlite_url)
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    shutil.copy(SAMPLES / "waste-land.md", inbox / "poem.md")
-    try:
-        out = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1", "--concurrency", "2", "--watch", str(inbox))
-        assert out.returncode == 0, out.stderr[-2000:]
-        (p,) = _pipelines(app)
-        assert p.state is State.PENDING_APPROVAL
-    finally:
-        app.close()
