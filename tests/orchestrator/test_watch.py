@@ -135,7 +135,7 @@ def test_claimed_names_are_exclusive_and_fit_the_file_system(tmp_path):
     assert len(second.name.encode()) <= 255
 
 
-def test_a_move_that_fails_leaves_the_book_and_its_path_alone(sqlite_url, tmp_path, monkeypatch, caplog):
+def test_a_move_that_fails_leaves_the_book_and_its_path_alone(sqlite_url, tmp_path, monkeypatch):
     import shutil as shutil_mod
 
     from agentic_pipeline.orchestrator import worker
