@@ -199,3 +199,10 @@ def test_text_running_heads_are_not_chapters_and_chapter_one_is_not_the_title(tm
     titles = [c.title for c in book.chapters]
     assert not any("preliminaries" in t for t in titles) and len(book.chapters) <= 3
     assert book.metadata.title == "A Short History of Things"
+
+
+def test_numbered_chapter_headings_are_not_mistaken_for_running_heads():
+    from agentic_pipeline.ingest.extract import text
+
+    doc = "# Book\n\n## Chapter 1\n\nOne.\n\n## Chapter 2\n\nTwo.\n\n## Chapter 3\n\nThree.\n"
+    assert [t for _o, _l, t in text.find_headings(doc, markdown=True)] == ["Book", "Chapter 1", "Chapter 2", "Chapter 3"]

@@ -98,8 +98,10 @@ RUNNING_HEAD_REPEATS = 3
 def _without_running_heads(found: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
     """Drop headings repeated verbatim (text saved from a PDF repeats "Chapter 1: Introduction 3" on every
     page; real chapter titles are each used once). Page numbers at the end are ignored when comparing."""
-    def key(title: str) -> str:
-        return re.sub(r"\s+\d+\s*$", "", title.strip().lower())
+    def key(title: str) -> str:  # a trailing page number goes, but not the number of a short "Chapter 3"
+        title = title.strip().lower()
+        bare = re.sub(r"\s+\d+\s*$", "", title)
+        return bare if len(bare.split()) >= 3 else title
 
     seen: dict[str, int] = {}
     for _off, _lvl, title in found:
