@@ -136,3 +136,13 @@ def test_a_name_that_is_not_utf8_is_reported_and_the_rest_is_queued(app, tmp_pat
 
     with pytest.raises(errors.InputError, match="not valid UTF-8"):
         queueing.queue_file(app, os.fsdecode(os.fsencode(folder) + b"/caf\xe9.md"), actor="human:t")
+
+
+def test_a_folder_named_like_a_book_is_not_walked(app, tmp_path):
+    folder = tmp_path / "books"
+    unpacked = folder / "The Waste Land.epub" / "EPUB"
+    unpacked.mkdir(parents=True)
+    (unpacked / "wasteland-content.xhtml").write_text("<html><body><p>April is the cruellest month</p></body></html>")
+    shutil.copy(SAMPLES / "books" / "waste-land.md", folder / "poem.md")
+    out = batch.batch_queue(app, folder, recursive=True, execute=True, actor="human:t")
+    assert out["queued_count"] == 1 and out["queued"][0]["path"].endswith("poem.md")

@@ -175,3 +175,10 @@ def test_processed_dir_inside_the_watched_folder_is_refused(tmp_path):
     with pytest.raises(errors.InputError, match="inside the watched folder"):
         worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "in" / "done"))
     worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "done"))
+
+def test_the_watcher_skips_the_parts_of_an_unpacked_book(tmp_path):
+    from agentic_pipeline.orchestrator import watching
+
+    root = tmp_path / "inbox"
+    assert watching._inside_a_book_folder(root / "Title.epub" / "EPUB" / "part.xhtml", root)
+    assert not watching._inside_a_book_folder(root / "novels" / "poem.md", root)

@@ -92,7 +92,8 @@ def _walk(root: Path, recursive: bool, report) -> Iterator[tuple[Path, str]]:
     def on_error(exc: OSError) -> None:
         report["unreadable"].append({"path": exc.filename, "reason": exc.strerror or str(exc)})
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
-        dirnames.sort()
+        # a folder named like a book ("Title.epub/", an unpacked EPUB) holds the parts of one book, not books
+        dirnames[:] = sorted(d for d in dirnames if Path(d).suffix.lower() not in SUPPORTED_SUFFIXES)
         real_dir = os.path.realpath(dirpath)
         entries = []
         for name in filenames:

@@ -27,6 +27,17 @@ def _supported(path: Path) -> bool:
     return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith((".", "~"))
 
 
+def _inside_a_book_folder(path: Path, root: Path) -> bool:
+    """In a folder named like a book ("Title.epub/", an unpacked EPUB): a part of one book, not a book."""
+    from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
+
+    try:
+        parents = path.relative_to(root).parents
+    except ValueError:
+        return False
+    return any(p.suffix.lower() in SUPPORTED_SUFFIXES for p in parents if p != Path("."))
+
+
 class Watcher:
     """Watch ``folder`` (recursively) and queue settled files through ``queue_file``."""
 
@@ -77,7 +88,7 @@ class Watcher:
             return bool(self._seen)
 
     def note(self, path: Path) -> None:
-        if path.is_file() and _supported(path):
+        if path.is_file() and _supported(path) and not _inside_a_book_folder(path, self.folder):
             with self._lock:
                 self._seen[path] = (-1, time.monotonic())
 
