@@ -191,6 +191,11 @@ def run_size(books: dict, gold: list[GoldQuery], max_tokens: int, verbose: bool)
     return rows
 
 
+def _holds(text: str, phrase: str) -> bool:
+    """``text`` contains ``phrase``, case and spacing aside."""
+    return " ".join(phrase.lower().split()) in " ".join(text.lower().split())
+
+
 def exact_phrases(texts: list[str], bm25, vectors, n: int = 40, seed: int = 7) -> tuple[float, float, int]:
     """How often a chunk holding a phrase copied from the library comes first: fusion alone vs boost_exact.
 
@@ -211,10 +216,9 @@ def exact_phrases(texts: list[str], bm25, vectors, n: int = 40, seed: int = 7) -
         start = rng.randrange(len(words) - 5)
         query = " ".join(words[start:start + 5])
         fused = ranking.fuse(bm25.rank(query), vectors(query))
-        holds = lambda row: " ".join(query.lower().split()) in " ".join(texts[row].lower().split())  # noqa: E731
-        plain += bool(fused) and holds(fused[0][0])
+        plain += bool(fused) and _holds(texts[fused[0][0]], query)
         boosted = ranking.boost_exact(fused, lookup, query)
-        exact += bool(boosted) and holds(boosted[0][0])
+        exact += bool(boosted) and _holds(texts[boosted[0][0]], query)
         tried += 1
     return plain / n, exact / n, n
 

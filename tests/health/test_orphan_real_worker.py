@@ -16,19 +16,11 @@ from agentic_pipeline.health import monitor, tasks
 from agentic_pipeline.orchestrator import process, queueing
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
-from tests.orchestrator.helpers import SAMPLES, duplicate_rows, library_counts, run_cli, stage_runs, start_worker, worker_env
+from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, library_counts, run_cli, stage_runs, start_worker,
+                                        wait_for_state, worker_env)
 
 BOOK = SAMPLES / "waste-land.md"
 LEASE = 2
-
-
-def _wait_for_state(app, pid, state, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app.pipelines.get(pid).state is state:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"pipeline {pid} never reached {state.value}")
 
 
 def _children(pid: int) -> list[int]:
@@ -69,7 +61,7 @@ def test_sigkilled_worker_is_orphaned_recovered_and_completed_by_a_new_worker(sq
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 120}}),
                          AGENTIC_PIPELINE_LEASE_SECONDS=str(LEASE), AGENTIC_PIPELINE_HEARTBEAT_SECONDS="1")
         proc = start_worker(sqlite_url, env=env)
-        _wait_for_state(app, pid, State.PROCESSING)
+        wait_for_state(app, pid, State.PROCESSING)
         dead = app.pipelines.get(pid).lease_owner
         assert dead is not None
         time.sleep(2.5)  # the heartbeat is alive: the lease is being extended past its first expiry

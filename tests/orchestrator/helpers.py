@@ -100,3 +100,16 @@ def states_by_path(app) -> dict[str, str]:
 
     with app.db.read() as conn:
         return {Path(p).name: s for p, s in conn.execute(sa.select(pp.c.source_path, pp.c.state))}
+
+
+def wait_for_state(app, pid: int, state, timeout: float = 30.0) -> None:
+    """Poll until pipeline ``pid`` is in ``state`` (a worker subprocess drives it); AssertionError on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.pipelines.get(pid).state is state:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"pipeline {pid} never reached {state.value}: {app.pipelines.get(pid).state.value}")
+

@@ -12,8 +12,8 @@ import pytest
 from agentic_pipeline.orchestrator import queueing
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
-from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, run_cli, stage_runs, start_worker, worker_env,
-                                        write_text_books)
+from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, run_cli, stage_runs, start_worker, wait_for_state,
+                                        worker_env, write_text_books)
 
 STAGES = ("hashing", "classifying", "selecting_strategy", "processing", "validating")
 
@@ -38,15 +38,6 @@ def test_four_worker_processes_process_each_book_exactly_once(db_url, tmp_path):
         app.close()
 
 
-def _wait_for(app, pid, state, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if app.pipelines.get(pid).state is state:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"pipeline {pid} never reached {state.value}: {app.pipelines.get(pid).state.value}")
-
-
 @pytest.mark.parametrize("signals, code, group", [(1, 0, False), (2, 130, False), (1, 0, True), (2, 0, True)])
 def test_sigterm_during_processing_leaves_the_book_claimable_at_once(sqlite_url, signals, code, group):
     """One SIGTERM: the stage finishes, no attempt used. Two (a second apart): abort. To the whole process group
@@ -61,7 +52,7 @@ def test_sigterm_during_processing_leaves_the_book_claimable_at_once(sqlite_url,
             seconds = 2
             env["AGENTIC_PIPELINE_FAULTS"] = json.dumps({"processing": {"kind": "sleep", "seconds": seconds}})
         proc = start_worker(sqlite_url, env=env, own_group=group)
-        _wait_for(app, pid, State.PROCESSING)
+        wait_for_state(app, pid, State.PROCESSING)
         assert app.pipelines.get(pid).lease_owner is not None
         time.sleep(0.3)  # the stage child is running
         for _ in range(signals):
@@ -103,7 +94,7 @@ def test_a_killed_worker_leaves_no_stage_process_behind(sqlite_url):
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 60}}),
                          AGENTIC_PIPELINE_LEASE_SECONDS="300")
         proc = start_worker(sqlite_url, env=env)
-        _wait_for(app, pid, State.PROCESSING)
+        wait_for_state(app, pid, State.PROCESSING)
         marker = sqlite_url  # this test's own database: other tests' workers may run beside it
         deadline = time.monotonic() + 10
         while len(_processes_with(marker)) < 2 and time.monotonic() < deadline:  # the worker and its stage child
@@ -130,15 +121,11 @@ def test_sigterm_to_process_wait_releases_the_book(sqlite_url):
                          AGENTIC_PIPELINE_LEASE_SECONDS="300")
         proc = subprocess.Popen(cli_args(sqlite_url, "process", str(SAMPLES / "waste-land.md"), "--wait"), env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pid = 1  # the only book: queued by the command itself
         deadline = time.monotonic() + 30
-        pid = None
-        while time.monotonic() < deadline:
-            rows = app.pipelines.count_by_state()
-            if rows.get("processing"):
-                pid = 1
-                break
+        while not app.pipelines.count_by_state() and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert pid is not None, proc.stderr
+        wait_for_state(app, pid, State.PROCESSING)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 130, proc.stderr.read()
         p = app.pipelines.get(pid)

@@ -9,6 +9,7 @@ kept waiting on a thread), and at most ``MAX_CONNECTIONS`` are served at once (m
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import logging
@@ -40,11 +41,9 @@ class _Server(http.server.ThreadingHTTPServer):
 
     def process_request(self, request, client_address) -> None:
         if not self._slots.acquire(blocking=False):
-            try:
+            with contextlib.suppress(OSError):  # best effort: a client we turn away may already be gone
                 request.settimeout(1.0)
                 request.sendall(_BUSY)
-            except OSError:
-                pass
             self.shutdown_request(request)
             return
         try:

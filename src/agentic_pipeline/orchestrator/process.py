@@ -14,6 +14,7 @@ import socket
 from typing import Any, Callable, Iterator
 
 from agentic_pipeline import errors
+from agentic_pipeline.approval import autonomy
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import library_store, workers_store
 from agentic_pipeline.orchestrator import child, faults as faults_mod, retries, stages
@@ -166,7 +167,7 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
     vectors = (p.row.get("book_id"), app.embedder.name) if complete else None
     # a book becoming pending meets the autonomy policy in the move's transaction; on PostgreSQL a
     # one-row read first spares the transaction when the policy approves nothing (supervised, the default)
-    alone = outcome.to is not State.PENDING_APPROVAL or (app.db.is_postgres and not _may_auto_approve(app))
+    alone = outcome.to is not State.PENDING_APPROVAL or (app.db.is_postgres and not autonomy.may_auto_approve(app))
     if alone and outcome.library is None and not outcome.delete_library and outcome.audit is None:
         # the move is all there is to write: the repository makes it one statement (one round trip) on PostgreSQL
         return app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
@@ -189,17 +190,9 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
                                          owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn,
                                          snapshot=p, vectors=vectors, counted=worker_id if complete else None)
         if moved.state is State.PENDING_APPROVAL:
-            from agentic_pipeline.approval import autonomy
-
             if autonomy.maybe_auto_approve(app, moved.id, conn=conn, pipeline=moved)["approved"]:
                 moved = app.pipelines.get(moved.id, conn=conn)
         return moved
-
-
-def _may_auto_approve(app) -> bool:
-    from agentic_pipeline.approval import autonomy
-
-    return autonomy.may_auto_approve(app)
 
 
 def fail(app, p, exc: BaseException, worker_id: str):

@@ -22,6 +22,7 @@ depends_on = None
 def upgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    # no column changes: recreate="always" rebuilds the table with the new table options, which is the change
     with op.batch_alter_table("books", recreate="always", table_kwargs={"sqlite_autoincrement": True}):
         pass
 
@@ -30,4 +31,4 @@ def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     with op.batch_alter_table("books", recreate="always", table_kwargs={"sqlite_autoincrement": False}):
-        pass
+        pass  # the rebuild without AUTOINCREMENT is the whole downgrade
