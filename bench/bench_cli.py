@@ -20,7 +20,7 @@ def _time(cmd: list[str], runs: int) -> float:
 def run(quick: bool = False) -> list[dict]:
     runs = 5 if quick else 15
     bare = _time([sys.executable, "-c", "pass"], runs)
-    helped = _time([sys.executable, "-c", "from agentic_pipeline.cli import main; main(['--help'])"], runs)
+    helped = _time([sys.executable, "-c", "from agentic_pipeline.interfaces.cli import main; main(['--help'])"], runs)
     return [
         {"name": "python -c pass (baseline)", "value": bare * 1000, "unit": "ms"},
         {"name": "agentic-pipeline --help", "value": helped * 1000, "unit": "ms", "baseline": bare * 1000,

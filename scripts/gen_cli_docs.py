@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from agentic_pipeline.cli import COMMANDS, cli
+from agentic_pipeline.interfaces.cli import COMMANDS, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,8 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 from agentic_pipeline.audit.actions import Action
-from agentic_pipeline.cli import cli
-from agentic_pipeline.cli.context import run
+from agentic_pipeline.interfaces.cli import cli
+from agentic_pipeline.interfaces.cli.context import run
 from agentic_pipeline.clock import FakeClock
 from agentic_pipeline.db.schema import approval_audit
 from agentic_pipeline.pipeline.states import State

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from agentic_pipeline.cli import cli
+from agentic_pipeline.interfaces.cli import cli
 from tests.audit.conftest import add, drop_guards, tamper
 
 
@@ -27,7 +27,7 @@ def test_query_json_and_text(app, clock):
 
 
 def test_unknown_action_is_a_usage_error(app):
-    from agentic_pipeline.cli.context import run as run_main
+    from agentic_pipeline.interfaces.cli.context import run as run_main
 
     assert run_main(cli, ["--db", app.settings.db, "audit", "--action", "NOPE"]) == 2
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from agentic_pipeline.cli import cli
-from agentic_pipeline.cli.context import run
+from agentic_pipeline.interfaces.cli import cli
+from agentic_pipeline.interfaces.cli.context import run
 from tests.batch import rows
 from tests.conftest import SAMPLES, open_app
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from agentic_pipeline.library import search
 from tests.conftest import open_app

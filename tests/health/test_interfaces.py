@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from agentic_pipeline.cli import cli
-from agentic_pipeline.health import http
+from agentic_pipeline.interfaces.cli import cli
+from agentic_pipeline.interfaces import http
 from tests.conftest import open_app
 
 REPO = Path(__file__).resolve().parents[2]

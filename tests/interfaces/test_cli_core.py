@@ -10,14 +10,14 @@ import time
 from click.testing import CliRunner
 
 from agentic_pipeline import __version__
-from agentic_pipeline.cli import COMMANDS, cli
-from agentic_pipeline.cli.context import run
+from agentic_pipeline.interfaces.cli import COMMANDS, cli
+from agentic_pipeline.interfaces.cli.context import run
 
 HEAVY = ("numpy", "pypdfium2", "mcp", "wordllama", "sqlalchemy", "lxml", "selectolax", "rich")
 
 
 def test_help_imports_nothing_heavy_and_is_fast():
-    code = ("import sys, time; t=time.perf_counter(); from agentic_pipeline.cli import main\n"
+    code = ("import sys, time; t=time.perf_counter(); from agentic_pipeline.interfaces.cli import main\n"
             "try:\n    main(['--help'])\nexcept SystemExit: pass\n"
             f"print('LOADED', [m for m in {HEAVY!r} if m in sys.modules]); print('T', time.perf_counter()-t)")
     best = None
@@ -85,7 +85,7 @@ def test_bad_database_url_is_one_line(capsys):
 
 
 def test_an_empty_search_says_what_search_cannot_see_yet(tmp_path, capsys):
-    from agentic_pipeline.cli.library import _why_nothing
+    from agentic_pipeline.interfaces.cli.library import _why_nothing
 
     db = str(tmp_path / "x.db")
     assert run(cli, ["--db", db, "init"]) == 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from agentic_pipeline.cli import COMMANDS
+from agentic_pipeline.interfaces.cli import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 

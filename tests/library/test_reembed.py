@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from agentic_pipeline import errors
-from agentic_pipeline.cli import cli
-from agentic_pipeline.cli.context import run
+from agentic_pipeline.interfaces.cli import cli
+from agentic_pipeline.interfaces.cli.context import run
 from agentic_pipeline.db.schema import chunks
 from agentic_pipeline.library import reembed, search
 from tests.conftest import open_app

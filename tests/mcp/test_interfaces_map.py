@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline import interfaces_map as im
-from agentic_pipeline import mcp_server
-from agentic_pipeline.cli import COMMANDS, cli
+from agentic_pipeline.interfaces import surfaces as im
+from agentic_pipeline.interfaces.mcp import server as mcp_server
+from agentic_pipeline.interfaces.cli import COMMANDS, cli
 
 
 def tools() -> set[str]:
@@ -15,9 +15,9 @@ def tools() -> set[str]:
 
 def test_every_cli_command_has_a_tool_or_a_reason():
     missing = set(COMMANDS) - set(im.CLI_TO_MCP) - set(im.CLI_ONLY)
-    assert not missing, f"CLI commands with no MCP tool and no reason in interfaces_map.CLI_ONLY: {sorted(missing)}"
+    assert not missing, f"CLI commands with no MCP tool and no reason in surfaces.CLI_ONLY: {sorted(missing)}"
     stale = (set(im.CLI_TO_MCP) | set(im.CLI_ONLY)) - set(COMMANDS)
-    assert not stale, f"interfaces_map names commands that do not exist: {sorted(stale)}"
+    assert not stale, f"surfaces names commands that do not exist: {sorted(stale)}"
     assert not set(im.CLI_TO_MCP) & set(im.CLI_ONLY)
 
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from agentic_pipeline import mcp_server
+from agentic_pipeline.interfaces.mcp import server as mcp_server
 from tests.conftest import REPO
 from tests.mcp.client import CLIENT_NAME
 

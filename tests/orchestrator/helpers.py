@@ -48,7 +48,7 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 def cli_args(db_url: str, *args: str) -> list[str]:
-    return [sys.executable, "-c", "from agentic_pipeline.cli import main; main()", "--db", db_url, *args]
+    return [sys.executable, "-c", "from agentic_pipeline.interfaces.cli import main; main()", "--db", db_url, *args]
 
 
 def start_worker(db_url: str, *args: str, env: dict[str, str] | None = None,

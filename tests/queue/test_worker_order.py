@@ -24,7 +24,7 @@ def _book(folder, i: int):
 
 def test_a_real_worker_takes_books_in_priority_order(sqlite_url, tmp_path):
     env = {**os.environ, "AGENTIC_PIPELINE_DB": sqlite_url, "AGENTIC_PIPELINE_EMBEDDER": "hashing"}
-    cli = [sys.executable, "-m", "agentic_pipeline.cli"]
+    cli = [sys.executable, "-m", "agentic_pipeline.interfaces.cli"]
     ids = []
     for i, priority in enumerate(PRIORITIES):
         out = subprocess.run(cli + ["process", str(_book(tmp_path, i)), "--priority", str(priority), "--json"],

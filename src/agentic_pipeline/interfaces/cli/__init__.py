@@ -13,7 +13,7 @@ import click
 
 from agentic_pipeline import __version__
 
-#: command name -> "module:attribute" (relative to agentic_pipeline.cli); help shown without importing
+#: command name -> "module:attribute" (relative to agentic_pipeline.interfaces.cli); help shown without importing
 COMMANDS: dict[str, tuple[str, str]] = {
     # core
     "init": ("core:init_cmd", "Create the database schema, or upgrade it to this version."),
@@ -61,7 +61,7 @@ class LazyGroup(click.Group):
             return None
         target, _short = COMMANDS[name]
         module_name, attr = target.split(":")
-        module = importlib.import_module(f"agentic_pipeline.cli.{module_name}")
+        module = importlib.import_module(f"agentic_pipeline.interfaces.cli.{module_name}")
         return getattr(module, attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -87,7 +87,7 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
       agentic-pipeline worker --until-empty
       agentic-pipeline pending
     """
-    from agentic_pipeline.cli.context import CliContext
+    from agentic_pipeline.interfaces.cli.context import CliContext
 
     ctx.obj = CliContext(db=db, debug=debug)
     ctx.call_on_close(ctx.obj.close)
@@ -95,6 +95,6 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors and meaningful exit codes."""
-    from agentic_pipeline.cli.context import run
+    from agentic_pipeline.interfaces.cli.context import run
 
     sys.exit(run(cli, argv))

@@ -1,34 +1,25 @@
-"""The MCP server: a thin skin over the operations, for AI assistants, on stdio.
+"""What every MCP tool shares: argument types, the call wrapper, path roots, error rendering.
 
-``create_server(settings)`` builds the server; nothing connects at import time. The ``App`` is
-opened in the server's lifespan and closed when the client goes away. Each tool parses its
-arguments (types, ranges and enums are in the schema the model sees), calls one operation with
-the actor ``mcp:<client name>``, and returns its plain data as structured content. A
-``PipelineError`` becomes a tool error (``isError``) whose text says what to do next. Paths the
-model names are only read under the configured roots (``mcp_roots``, default: the watch folder),
-after symlinks and ``..`` are resolved. The tools themselves are in ``mcp_review`` (health,
-approvals), ``mcp_tools`` (one book, audit, library) and ``mcp_batch`` (batch tools).
+Types carry ranges and enums, so the schema the model reads refuses a bad value before any
+operation runs. ``call`` runs one operation with the lifespan's ``App`` and turns a
+``PipelineError`` into a tool error whose text says what the model should do next. Paths the
+model names are only read under the configured roots (``mcp_roots``, default: the watch
+folder), after symlinks and ``..`` are resolved.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import logging
 import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Annotated, Any, Callable, Literal
+
+from mcp_types import ToolAnnotations
+from pydantic import Field
 
 from agentic_pipeline import config, errors
 from agentic_pipeline.batch.confirmations import Confirmations
-
-SERVER_NAME = "agentic-pipeline"
-INSTRUCTIONS = (
-    "Operate a book-processing pipeline: books are queued, processed (classified, chunked, validated), "
-    "wait for approval, then are embedded into a searchable library. Start with get_pipeline_health. "
-    "Batch tools never act on the first call: call them with execute=false, show the preview to the user, "
-    "then call again with execute=true and the confirmation token from the preview."
-)
+from agentic_pipeline.batch.filters import BOOK_TYPES
 
 #: what the model should do next, by error class (the first matching class wins)
 NEXT_STEP: tuple[tuple[type[errors.PipelineError], str], ...] = (
@@ -46,6 +37,43 @@ NEXT_STEP: tuple[tuple[type[errors.PipelineError], str], ...] = (
 )
 
 
+Result = dict[str, Any]
+
+#: the largest id a 64-bit column holds; strict: a JSON integer, not true or "3"
+MAX_ID = 2**63 - 1
+PipelineId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True,
+                                  description="The pipeline id (as shown by other tools, e.g. 'id').")]
+Priority = Annotated[int, Field(ge=1, le=10, strict=True, description="1 = most urgent, 5 = normal, 10 = backfill.")]
+Reason = Annotated[str, Field(min_length=1, max_length=1000,
+                              description="Why, in a sentence; recorded in the audit trail.")]
+
+READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+def write_annotations(*, destructive: bool, idempotent: bool) -> ToolAnnotations:
+    return ToolAnnotations(read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent,
+                           open_world_hint=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class ToolSpec:
+    fn: Callable[..., Result]
+    annotations: ToolAnnotations
+
+
+BookType = Literal[BOOK_TYPES]  # type: ignore[valid-type]
+AnyBookType = Annotated[BookType | None, Field(description="Only books classified as this type (omit for any type).")]
+MaxCount = Annotated[int, Field(ge=1, le=10000, strict=True, description=(
+    "Refuse (change nothing) if more books than this match; narrow the filter or raise it knowingly."))]
+Execute = Annotated[bool, Field(description=(
+    "false (default): only preview the matching books and get a confirmation token. true: act, which "
+    "requires the confirmation token from the preview."))]
+Confirmation = Annotated[str | None, Field(max_length=64, description=(
+    "The confirmation_token returned by the preview (execute=false) of this exact same call."))]
+SourcePattern = Annotated[str | None, Field(min_length=1, max_length=500, description=(
+    "Glob over the book's full source path: * any characters (including /), ? one character."))]
+
+
 @dataclasses.dataclass
 class ServerState:
     """What the lifespan yields: the open App, or why it could not be opened."""
@@ -55,51 +83,6 @@ class ServerState:
     error: errors.PipelineError | None = None
     #: the batch confirmation tokens this server issued
     confirmations: Confirmations = dataclasses.field(default_factory=Confirmations)
-
-
-def create_server(settings: config.Settings | None = None):
-    """Build the MCP server for ``settings`` (default: loaded from the environment); the App opens in its lifespan."""
-    from mcp.server.mcpserver import MCPServer
-
-    from agentic_pipeline import __version__
-
-    settings = settings or config.load()
-    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING",
-                       lifespan=_lifespan(settings))
-    for spec in tool_specs():
-        server.add_tool(spec.fn, name=spec.fn.__name__, annotations=spec.annotations, structured_output=True)
-    return server
-
-
-#: the modules whose ``TOOLS`` the server exposes, in listing order
-TOOL_MODULES = ("agentic_pipeline.mcp_review", "agentic_pipeline.mcp_tools", "agentic_pipeline.mcp_batch")
-
-
-def tool_specs() -> list[Any]:
-    """Every tool the server exposes (``mcp_tools.ToolSpec``), in listing order."""
-    import importlib
-
-    return [spec for name in TOOL_MODULES for spec in importlib.import_module(name).TOOLS]
-
-
-def _lifespan(settings: config.Settings) -> Callable[[Any], contextlib.AbstractAsyncContextManager[ServerState]]:
-    @contextlib.asynccontextmanager
-    async def lifespan(_server: Any) -> AsyncIterator[ServerState]:
-        from agentic_pipeline.app import App
-
-        state = ServerState(settings)
-        try:
-            state.app = App.open(settings)
-        except errors.PipelineError as exc:  # reported by every tool call, so the model can tell the user
-            logging.getLogger(__name__).warning("cannot open the database: %s", exc)
-            state.error = exc
-        try:
-            yield state
-        finally:
-            if state.app is not None:
-                state.app.close()
-
-    return lifespan
 
 
 # --- what every tool uses -------------------------------------------------------------------------
@@ -231,6 +214,3 @@ def resolve_under_roots(path: str, roots: tuple[Path, ...]) -> Path:
     return target
 
 
-def run_stdio(settings: config.Settings | None = None) -> None:
-    """Serve on stdin/stdout until the client disconnects."""
-    create_server(settings).run("stdio")

@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from agentic_pipeline.mcp_batch import AnyBookType
-from agentic_pipeline.mcp_server import actor_of, call
-from agentic_pipeline.mcp_tools import READ, PipelineId, Reason, Result, ToolSpec, write_annotations
+from agentic_pipeline.interfaces.mcp.common import (
+    READ, AnyBookType, PipelineId, Reason, Result, ToolSpec, actor_of, call, write_annotations,
+)
 
 
 # --- health ---------------------------------------------------------------------------------------

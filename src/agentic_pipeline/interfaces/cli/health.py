@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from agentic_pipeline import errors
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
+from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, emit, json_option, lit
 
 EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
 
@@ -175,7 +175,7 @@ def _render_recovery(d) -> None:
 @click.pass_obj
 def serve_cmd(obj, host: str | None, port: int | None) -> None:
     """Serve GET /health and GET /metrics over HTTP (read-only; 127.0.0.1 by default)."""
-    from agentic_pipeline.health import http
+    from agentic_pipeline.interfaces import http
 
     app = obj.app()
     host = host or app.settings.http_host

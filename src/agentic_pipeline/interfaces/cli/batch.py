@@ -11,7 +11,7 @@ import functools
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
+from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, emit, json_option, lit
 
 execute_option = click.option("--execute", is_flag=True, help="Apply the change (without it: a dry run that only shows it).")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
+from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, emit, json_option, lit
 
 
 @click.command("process")
@@ -108,7 +108,7 @@ def pending_cmd(obj, book_type, limit, as_json: bool) -> None:
 def _render_pending(rows) -> None:
     from rich.table import Table
 
-    from agentic_pipeline.cli.core import _human_seconds
+    from agentic_pipeline.interfaces.cli.core import _human_seconds
 
     if not rows:
         click.echo("No books waiting for approval.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.cli.context import ID, actor_option, console, emit, json_option, lit
+from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, emit, json_option, lit
 
 
 @click.group("audit", invoke_without_command=True)

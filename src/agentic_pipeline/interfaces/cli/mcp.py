@@ -16,6 +16,6 @@ def mcp_cmd(obj) -> None:
       env: AGENTIC_PIPELINE_DB=<database>, AGENTIC_PIPELINE_MCP_ROOTS=<folders it may read>
     The actor recorded in the audit trail is mcp:<client name>. See docs/mcp.md.
     """
-    from agentic_pipeline import mcp_server
+    from agentic_pipeline.interfaces.mcp import server as mcp_server
 
     mcp_server.run_stdio(obj.settings())

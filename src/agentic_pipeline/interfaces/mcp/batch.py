@@ -16,21 +16,10 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
-from agentic_pipeline.batch.filters import BOOK_TYPES
-from agentic_pipeline.mcp_server import actor_of, allowed_folder, call, confirmations_of, roots_of, state_of
-from agentic_pipeline.mcp_tools import Priority, Reason, Result, ToolSpec, write_annotations
-
-BookType = Literal[BOOK_TYPES]  # type: ignore[valid-type]
-AnyBookType = Annotated[BookType | None, Field(description="Only books classified as this type (omit for any type).")]
-MaxCount = Annotated[int, Field(ge=1, le=10000, strict=True, description=(
-    "Refuse (change nothing) if more books than this match; narrow the filter or raise it knowingly."))]
-Execute = Annotated[bool, Field(description=(
-    "false (default): only preview the matching books and get a confirmation token. true: act, which "
-    "requires the confirmation token from the preview."))]
-Confirmation = Annotated[str | None, Field(max_length=64, description=(
-    "The confirmation_token returned by the preview (execute=false) of this exact same call."))]
-SourcePattern = Annotated[str | None, Field(min_length=1, max_length=500, description=(
-    "Glob over the book's full source path: * any characters (including /), ? one character."))]
+from agentic_pipeline.interfaces.mcp.common import (
+    AnyBookType, Confirmation, Execute, MaxCount, Priority, Reason, Result, SourcePattern, ToolSpec, actor_of,
+    allowed_folder, call, confirmations_of, roots_of, state_of, write_annotations,
+)
 
 NEXT_STEP = ("Show this preview to the user. To act on exactly these books, call the same tool with the same "
              "arguments plus execute=true and confirmation=<confirmation_token>.")

@@ -7,39 +7,15 @@ value is refused before any operation runs. No decisions are made here.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Annotated, Any, Callable
+from typing import Annotated
 
 from mcp.server.mcpserver import Context
-from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from agentic_pipeline.audit.actions import Action
-from agentic_pipeline.mcp_server import actor_of, allowed_path, call
-
-Result = dict[str, Any]
-
-#: the largest id a 64-bit column holds; strict: a JSON integer, not true or "3"
-MAX_ID = 2**63 - 1
-PipelineId = Annotated[int, Field(ge=1, le=MAX_ID, strict=True,
-                                  description="The pipeline id (as shown by other tools, e.g. 'id').")]
-Priority = Annotated[int, Field(ge=1, le=10, strict=True, description="1 = most urgent, 5 = normal, 10 = backfill.")]
-Reason = Annotated[str, Field(min_length=1, max_length=1000,
-                              description="Why, in a sentence; recorded in the audit trail.")]
-
-READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-
-def write_annotations(*, destructive: bool, idempotent: bool) -> ToolAnnotations:
-    return ToolAnnotations(read_only_hint=False, destructive_hint=destructive, idempotent_hint=idempotent,
-                           open_world_hint=False)
-
-
-@dataclasses.dataclass(frozen=True)
-class ToolSpec:
-    fn: Callable[..., Result]
-    annotations: ToolAnnotations
-
+from agentic_pipeline.interfaces.mcp.common import (
+    MAX_ID, READ, PipelineId, Priority, Result, ToolSpec, actor_of, allowed_path, call, write_annotations,
+)
 
 # --- one book -------------------------------------------------------------------------------------
 

@@ -1,3 +1,0 @@
-from agentic_pipeline.cli import main
-
-main()

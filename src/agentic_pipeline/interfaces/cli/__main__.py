@@ -1,0 +1,3 @@
+from agentic_pipeline.interfaces.cli import main
+
+main()
