@@ -52,47 +52,82 @@ def _default_data_dir() -> Path:
 
 @dataclasses.dataclass
 class Settings:
+    """Every setting; the ``#:`` comment above a field is its documentation (docs/guide.md's reference is
+    generated from it by scripts/gen_settings_docs.py, and a test keeps the two equal)."""
+
     # storage
+    #: the database: a postgresql:// URL, a SQLite file path or sqlite:/// URL; empty means pipeline.db in data_dir (also --db)
     db: str = ""  # "" means <data_dir>/pipeline.db
+    #: where the default SQLite database and derived files live (default: the user data directory)
     data_dir: Path = dataclasses.field(default_factory=_default_data_dir)
     # workers and leases
+    #: a claimed book is held this long without a heartbeat before another worker may take it over
     lease_seconds: int = 120
+    #: how often a worker extends the lease of the book it holds (lease_seconds must be at least twice this)
     heartbeat_seconds: int = 15
+    #: seconds each working stage may run before it is killed and the book goes to NEEDS_RETRY (JSON object, merged over the defaults)
     stage_timeouts: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_STAGE_SECONDS))
+    #: address-space cap of the child process that runs a heavy stage, in MB
     stage_memory_mb: int = 4096
+    #: attempts per book before it becomes FAILED
     max_attempts: int = 3
+    #: first retry delay; it doubles with each attempt (with jitter)
     retry_base_seconds: float = 30.0
+    #: longest retry delay
     retry_max_seconds: float = 3600.0
+    #: the folder `worker --watch` watches by default; also the default MCP root
     watch_dir: Path | None = None
+    #: where `worker --processed-dir` moves completed books by default
     processed_dir: Path | None = None
     # health and stuck detection
+    #: seconds between refreshes of the cached health report by the maintenance worker (also `--health-interval`)
     health_interval: int = 30
+    #: a cached health report older than this is recomputed by the reader
     health_stale_seconds: int = 90
+    #: expected seconds per working stage until 100 samples exist, then the measured median is used (JSON object)
     expected_seconds: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_STAGE_SECONDS))
+    #: a working book is stuck after this many times its stage's expected duration
     stuck_multiplier: float = 2.0
+    #: samples of a stage needed before its measured median replaces expected_seconds
     stuck_min_samples: int = 100
     #: no working book is stuck before this many seconds in its state, whatever the median says
     stuck_floor_seconds: float = 30.0
+    #: automatic recovery: minutes in a state before a stuck book is sent to NEEDS_RETRY (JSON object)
     recovery_minutes: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_RECOVERY_MINUTES))
+    #: automatic recoveries per book; after that stuck books only raise an alert
     max_auto_recoveries: int = 2
+    #: share of the last 100 finished books that failed, above which high_failure_rate is raised
     alert_failure_rate: float = 0.20
+    #: more queued (DETECTED) books than this raise queue_backup
     alert_queue_backup: int = 100
+    #: minutes with workers alive, work waiting and no stage finished that raise worker_idle
     alert_idle_minutes: int = 60
+    #: less free disk space (MB) than this where the SQLite database lives raises disk_space_low
     alert_disk_free_mb: int = 1024
     # priority aging
+    #: hours waiting after which a queued book becomes aging_boost levels more urgent
     aging_first_hours: float = 24.0
+    #: priority levels gained at the first aging threshold
     aging_boost: int = 2
+    #: hours waiting after which a queued book gains one more level
     aging_second_hours: float = 48.0
     # audit retention
+    #: days audit entries are kept, by action (JSON object; replaces the default policy whole; "*" for the rest)
     retention_days: dict[str, int] = dataclasses.field(default_factory=lambda: dict(DEFAULT_RETENTION_DAYS))
     # ingestion
+    #: embedding model: wordllama (the shipped offline model) or hashing (tests only)
     embedder: str = "wordllama"
+    #: larger files are rejected before they are parsed
     max_book_mb: int = 512
     # batch operations
+    #: default --max-count of batch operations: more matches than this is a refusal that changes nothing
     batch_max_count: int = 50
     # interfaces
+    #: address `serve` binds (127.0.0.1: this machine only)
     http_host: str = "127.0.0.1"
+    #: port `serve` listens on
     http_port: int = 8765
+    #: folders MCP clients may read books from (os.pathsep-separated; default: watch_dir)
     mcp_roots: tuple[Path, ...] = ()
 
     @property
@@ -218,3 +253,41 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         return value
     except (TypeError, ValueError) as exc:
         raise errors.ConfigError(f"invalid value for setting {name}: {value!r} ({exc})") from exc
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingDoc:
+    """One setting as the reference documents it."""
+
+    name: str
+    type: str
+    default: str
+    env: str
+    help: str
+
+
+def describe() -> list[SettingDoc]:
+    """Every setting with its type, default, environment variable and the ``#:`` comment above its field."""
+    import inspect
+
+    source = inspect.getsource(Settings).splitlines()
+    helps: dict[str, str] = {}
+    pending: list[str] = []
+    for line in source:
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        match = re.match(r"(\w+): ", stripped)
+        if match and pending:
+            helps[match.group(1)] = " ".join(pending)
+        pending = [] if not stripped.startswith("#") else pending
+    base = Settings(data_dir=Path("<user data dir>"))
+    docs = []
+    for field in dataclasses.fields(Settings):
+        value = getattr(base, field.name)
+        shown = json.dumps(value) if isinstance(value, dict) else (
+            "(none)" if value in (None, "", ()) else str(value))
+        docs.append(SettingDoc(field.name, str(field.type), shown, ENV_PREFIX + field.name.upper(),
+                               helps.get(field.name, "")))
+    return docs

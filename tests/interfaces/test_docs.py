@@ -33,3 +33,31 @@ def test_readme_links_the_docs_that_exist():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for link in ("docs/architecture.md", "docs/benchmarks.md"):
         assert link in readme and (ROOT / link).exists()
+
+
+def _settings_generator():
+    spec = importlib.util.spec_from_file_location("gen_settings_docs", ROOT / "scripts" / "gen_settings_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_setting_has_a_description():
+    from agentic_pipeline import config
+
+    missing = [doc.name for doc in config.describe() if len(doc.help) < 10]
+    assert not missing, f"settings without a '#:' comment above their field in config.Settings: {missing}"
+
+
+def test_settings_reference_in_the_guide_is_current():
+    guide = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
+    assert guide == _settings_generator().render(guide), \
+        "docs/guide.md's settings reference is stale: run .venv/bin/python scripts/gen_settings_docs.py"
+
+
+def test_the_settings_reference_names_every_setting_and_its_environment_variable():
+    from agentic_pipeline import config
+
+    reference = _settings_generator().reference()
+    for doc in config.describe():
+        assert f"`{doc.name}`<br>`AGENTIC_PIPELINE_{doc.name.upper()}`" in reference
