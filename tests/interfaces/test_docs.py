@@ -61,3 +61,53 @@ def test_the_settings_reference_names_every_setting_and_its_environment_variable
     reference = _settings_generator().reference()
     for doc in config.describe():
         assert f"`{doc.name}`<br>`AGENTIC_PIPELINE_{doc.name.upper()}`" in reference
+
+
+def _guide_command_lines() -> list[str]:
+    """Every ``agentic-pipeline ...`` line in the guide's shell blocks, without its comment."""
+    import re
+
+    text = (ROOT / "docs" / "guide.md").read_text(encoding="utf-8")
+    lines = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#.*$", "", line).strip()
+            if line.startswith("agentic-pipeline "):
+                lines.append(line)
+    return lines
+
+
+def _unparsed(ctx) -> list[str]:
+    """The subcommand and its arguments a group left unparsed (click 8 keeps the name in protected_args)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # protected_args merges into args in click 9
+        return [*ctx.protected_args, *ctx.args]
+
+
+def test_every_command_in_the_guide_parses(tmp_path):
+    """The guide's examples name commands, options and arguments that exist (parsed by click, not run)."""
+    import shlex
+
+    import click
+
+    from agentic_pipeline.interfaces.cli import cli
+
+    for folder in ("Books", "Inbox", "Library"):  # the folders and files the examples name, as a shell would see them
+        (tmp_path / folder).mkdir()
+    (tmp_path / "Books" / "new.epub").write_bytes(b"")
+    lines = _guide_command_lines()
+    assert len(lines) > 20
+    for line in lines:
+        args = [arg.replace("~/", f"{tmp_path}/") for arg in shlex.split(line)[1:]]
+        command, ctx = cli, None
+        try:
+            ctx = cli.make_context("agentic-pipeline", list(args), resilient_parsing=False)
+            while isinstance(command, click.Group) and (pending := _unparsed(ctx)):
+                name, *rest = pending
+                command = command.get_command(ctx, name)
+                assert command is not None, f"{line}: no command {name!r}"
+                ctx = command.make_context(name, rest, parent=ctx)
+        except click.UsageError as exc:
+            raise AssertionError(f"docs/guide.md: `{line}` does not parse: {exc.format_message()}") from None
