@@ -129,6 +129,15 @@ class Settings:
     http_port: int = 8765
     #: folders MCP clients may read books from (os.pathsep-separated; default: watch_dir)
     mcp_roots: tuple[Path, ...] = ()
+    # web dashboard (serve; issue 14)
+    #: the token write actions need when serve is bound to a non-loopback address ("" = generate one at start)
+    web_token: str = ""
+    #: seconds a client has to send a whole request (head and body) before it is dropped
+    web_request_timeout: float = 10.0
+    #: connections one client address may hold; more are served /health and /metrics only
+    web_max_per_client: int = 16
+    #: connections served at once; more are served /health and /metrics only
+    web_max_connections: int = 256
 
     @property
     def db_url(self) -> str:

@@ -34,8 +34,8 @@ SYSTEM_HEALTH = "system:health_monitor"
 SYSTEM_VALIDATOR = "system:validator"
 SYSTEM_RETENTION = "system:retention"
 SYSTEM_WORKER = "system:worker"
-ACTOR_KINDS = ("human", "auto", "batch", "system", "mcp")
-_ACTOR = re.compile(r"^(human|auto|batch|system|mcp):[\w.@+\-]{1,120}$")
+ACTOR_KINDS = ("human", "auto", "batch", "system", "mcp", "web")
+_ACTOR = re.compile(r"^(human|auto|batch|system|mcp|web):[\w.@+\-]{1,120}$")
 
 
 def default_human_actor() -> str:
@@ -53,6 +53,16 @@ def batch_actor(filter_id: str) -> str:
 
 def mcp_actor(client_name: str | None) -> str:
     return f"mcp:{_sanitize(client_name or 'unknown-client')}"
+
+
+def web_actor(user: str | None) -> str:
+    """``web:<user>``: a person acting through the dashboard."""
+    return f"web:{_sanitize(user or 'unknown')}"
+
+
+def sanitize_name(name: str) -> str:
+    """``name`` with every character an actor name may not hold replaced by ``_``."""
+    return _sanitize(name)
 
 
 def validate_actor(actor: str) -> str:

@@ -170,27 +170,65 @@ def _render_recovery(d) -> None:
 
 
 @click.command("serve")
-@click.option("--host", default=None, help="Address to bind (default 127.0.0.1: loopback only).")
+@click.option("--host", default=None, help="Address to bind (default 127.0.0.1: loopback only). On any other "
+              "address write actions need the dashboard token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8765; 0 picks a free one).")
+@click.option("--read-only", is_flag=True, help="Serve the dashboard without any write action.")
+@click.option("--user", default=None, help="Name written in the audit trail as web:<user> (default: your login).")
 @click.pass_obj
-def serve_cmd(obj, host: str | None, port: int | None) -> None:
-    """Serve GET /health and GET /metrics over HTTP (read-only; 127.0.0.1 by default)."""
-    from agentic_pipeline.interfaces import http
+def serve_cmd(obj, host: str | None, port: int | None, read_only: bool, user: str | None) -> None:
+    """Serve the web dashboard, GET /health and GET /metrics over HTTP (127.0.0.1 by default).
+
+    The dashboard (overview, approval inbox and review, batch actions, queue, stuck books, audit, search) acts
+    through the same operations as the CLI, audited as web:<user>. Bound to a non-loopback address, write
+    actions need a token: AGENTIC_PIPELINE_WEB_TOKEN, or one generated and printed at start.
+    """
+    import getpass
+
+    from agentic_pipeline.interfaces.web import app as web_app
+    from agentic_pipeline.interfaces.web import security, server as web_server
 
     app = obj.app()
     host = host or app.settings.http_host
     port = app.settings.http_port if port is None else port
+    if user is None:
+        try:
+            user = getpass.getuser()
+        except Exception:  # noqa: BLE001 - no user database (containers)
+            user = "unknown"
+    options, generated = security.options_for(host, user=user, read_only=read_only,
+                                              token=app.settings.web_token or None)
+    guard = web_server.Guard(request_timeout=app.settings.web_request_timeout,
+                             max_per_client=app.settings.web_max_per_client,
+                             max_connections=app.settings.web_max_connections)
     try:
-        server = http.make_server(app, host, port)
+        server = web_server.make_server(web_app.create_app(app, options), host, port, guard=guard)
     except (OSError, OverflowError) as exc:  # unknown host, port taken or out of range, no permission
         reason = getattr(exc, "strerror", None) or str(exc)
         raise errors.ConfigError(f"cannot listen on {host}:{port}: {reason}",
                                  hint="pick another --port (0: any free one) or --host") from None
-    bound = server.server_address
-    click.echo(f"Serving http://{bound[0]}:{bound[1]}/health and /metrics (Ctrl-C to stop)", err=True)
+    bound_host, bound_port = server.address
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    mode = "read-only" if options.read_only else f"actions audited as {options.actor}"
+    click.echo(f"Serving http://{shown}:{bound_port}/ (dashboard, {mode}), /health and /metrics "
+               "(Ctrl-C to stop)", err=True)
+    if options.token is not None:
+        click.echo(("Write token (generated; set AGENTIC_PIPELINE_WEB_TOKEN to choose one): " + options.token)
+                   if generated else "Write actions need the token in AGENTIC_PIPELINE_WEB_TOKEN (log in at /login)",
+                   err=True)
+    _quiet_uvicorn()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        server.sock.close()
+
+
+def _quiet_uvicorn() -> None:
+    """uvicorn's own logger says what our one-line messages already say; keep its warnings and errors."""
+    import logging
+
+    logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+    if not logging.getLogger().handlers:  # one line per event on stderr: disconnects, dropped clients, errors
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,14 @@
+"""The dashboard's pages, one module per area; each route parses, calls one operation, renders a template."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+
+def routes() -> list[Route]:
+    from agentic_pipeline.interfaces.web.pages import overview
+
+    out: list[Route] = []
+    for module in (overview,):
+        out.extend(module.ROUTES)
+    return out
