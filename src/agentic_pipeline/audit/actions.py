@@ -22,6 +22,12 @@ class Action(str, enum.Enum):
     ESCAPE_HATCH = "ESCAPE_HATCH"
     RETENTION_PRUNED = "RETENTION_PRUNED"
     RETRIED = "RETRIED"
+    # i18: corrections, overrides, bulk cancel and undo
+    METADATA_CHANGED = "METADATA_CHANGED"
+    OVERRIDDEN = "OVERRIDDEN"
+    CANCELLED = "CANCELLED"
+    BATCH_CANCELLED = "BATCH_CANCELLED"
+    BATCH_ROLLED_BACK = "BATCH_ROLLED_BACK"
 
     def __str__(self) -> str:
         return self.value

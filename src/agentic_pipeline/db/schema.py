@@ -255,3 +255,24 @@ chunks = sa.Table(
     sa.UniqueConstraint("book_id", "ordinal"),
 )
 sa.Index("ix_chunks_chapter", chunks.c.chapter_id)
+
+# --- i18: human labels (migration 0012) ---------------------------------------------------------------
+#: a person's correction of a book's type (``edit --book-type``): kept for the classifier to learn from.
+#: One row per correction (the newest per pipeline is the current label); the content hash ties it to the
+#: book's bytes, so the label survives a rollback and re-queue of the same file.
+book_labels = sa.Table(
+    "book_labels",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("pipeline_id", sa.BigInteger,
+              sa.ForeignKey("processing_pipelines.id", ondelete="SET NULL")),
+    sa.Column("content_hash", sa.String(64)),
+    sa.Column("book_type", sa.String(32), nullable=False),
+    sa.Column("previous_type", sa.String(32)),
+    sa.Column("previous_confidence", sa.Float),
+    sa.Column("actor", sa.String(160), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("labelled_at", UTCDateTime, nullable=False),
+)
+sa.Index("ix_book_labels_pipeline", book_labels.c.pipeline_id, book_labels.c.id)
+sa.Index("ix_book_labels_hash", book_labels.c.content_hash)

@@ -146,6 +146,7 @@ def _die_with_parent() -> None:
 def _pack_error(exc: BaseException) -> dict[str, Any]:
     message = exc.message if isinstance(exc, errors.PipelineError) else str(exc)
     return {"module": type(exc).__module__, "name": type(exc).__qualname__, "message": message,
+            "hint": exc.hint if isinstance(exc, errors.PipelineError) else None,  # what to do reaches the user
             "traceback": "".join(traceback.format_exception(exc))[-4000:]}
 
 
@@ -162,7 +163,7 @@ def rebuild_error(info: dict[str, Any]) -> BaseException:
     except (ImportError, AttributeError):
         cls = None
     if isinstance(cls, type) and issubclass(cls, errors.PipelineError):
-        exc = cls(info["message"])
+        exc = cls(info["message"], hint=info.get("hint"))
     elif cls is MemoryError:
         exc = ChildDied(f"the stage ran out of memory ({info['message'] or 'MemoryError'})")
     else:

@@ -212,7 +212,8 @@ def fail(app, p, exc: BaseException, worker_id: str):
                                      after_state={"state": "rejected"})
         return app.pipelines.transition(p.id, decision.to, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
                                         updates=decision.updates, audit=audit, conn=conn, snapshot=p,
-                                        detail={"error": decision.updates["error"], "stage": p.state.value})
+                                        detail={"error": decision.updates["error"], "stage": p.state.value,
+                                                **({"hint": exc.hint} if getattr(exc, "hint", None) else {})})
 
 
 # ----------------------------------------------------------------------- process_one

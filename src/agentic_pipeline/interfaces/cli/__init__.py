@@ -47,6 +47,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit:audit_group", "Query, verify and prune the append-only audit trail."),
     # MCP
     "mcp": ("mcp:mcp_cmd", "Run the MCP server on stdio for AI assistants."),
+    # books as a person sees them (i18)
+    "books": ("books:books_cmd", "List books by state, type, confidence, date or path; counts and pages."),
+    "show": ("books:show_cmd", "Show one book in full: metadata, type and why, checks, chapters, error, history."),
+    "edit": ("books:edit_cmd", "Correct a book's title, authors, language or type (audited)."),
 }
 
 

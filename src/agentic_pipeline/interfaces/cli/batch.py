@@ -16,24 +16,36 @@ from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, e
 execute_option = click.option("--execute", is_flag=True, help="Apply the change (without it: a dry run that only shows it).")
 
 
+def criteria_options(f):
+    """The filter's criteria (``books`` takes these; batch commands add --max-count and --all)."""
+    for option in reversed(_CRITERIA_OPTIONS):
+        f = option(f)
+    return f
+
+
 def filter_options(f):
     """The one filter every batch command takes."""
-    options = [
-        click.option("--book-type", metavar="TYPE", help="Only books classified as TYPE (e.g. technical_tutorial)."),
-        click.option("--min-confidence", metavar="X", help="Only books with classification confidence >= X (0..1)."),
-        click.option("--max-confidence", metavar="X", help="Only books with classification confidence <= X (0..1)."),
-        click.option("--state", metavar="STATE", help="Only books in STATE (e.g. pending_approval, failed)."),
-        click.option("--created-after", metavar="DATE", help="Only books queued at or after DATE (ISO, UTC if no zone)."),
-        click.option("--created-before", metavar="DATE", help="Only books queued before DATE (ISO, UTC if no zone)."),
-        click.option("--source-pattern", metavar="GLOB",
-                     help="Only books whose source path matches GLOB (* any characters incl. /, ? one; case-sensitive)."),
-        click.option("--max-count", type=int, metavar="N",
-                     help="Refuse (change nothing) when more than N books match. [default: 50, setting batch_max_count]"),
-        click.option("--all", "all_", is_flag=True, help="Allow an empty filter to match every eligible book."),
-    ]
+    options = _CRITERIA_OPTIONS + _LIMIT_OPTIONS
     for option in reversed(options):
         f = option(f)
     return f
+
+
+_CRITERIA_OPTIONS = [
+    click.option("--book-type", metavar="TYPE", help="Only books classified as TYPE (e.g. technical_tutorial)."),
+    click.option("--min-confidence", metavar="X", help="Only books with classification confidence >= X (0..1)."),
+    click.option("--max-confidence", metavar="X", help="Only books with classification confidence <= X (0..1)."),
+    click.option("--state", metavar="STATE", help="Only books in STATE (e.g. pending_approval, failed)."),
+    click.option("--created-after", metavar="DATE", help="Only books queued at or after DATE (ISO, UTC if no zone)."),
+    click.option("--created-before", metavar="DATE", help="Only books queued before DATE (ISO, UTC if no zone)."),
+    click.option("--source-pattern", metavar="GLOB",
+                 help="Only books whose source path matches GLOB (* any characters incl. /, ? one; case-sensitive)."),
+]
+_LIMIT_OPTIONS = [
+    click.option("--max-count", type=int, metavar="N",
+                 help="Refuse (change nothing) when more than N books match. [default: 50, setting batch_max_count]"),
+    click.option("--all", "all_", is_flag=True, help="Allow an empty filter to match every eligible book."),
+]
 
 
 def _filter(kw: dict):
