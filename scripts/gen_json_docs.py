@@ -66,6 +66,10 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     pending = run("pending", "--json")
     first, second, third = (row["id"] for row in pending[:3])
     run("status", str(first), "--json", shown="status ID")
+    run("books", "--json")
+    run("show", str(first), "--json", shown="show ID")
+    run("edit", str(third), "--title", "A better title", "--book-type", "textbook", "--json",
+        shown="edit ID --title TEXT --book-type TYPE")
     run("priority", str(third), "2", "--json", shown="priority ID N")
     run("approve", str(first), "--json", shown="approve ID")
     run("reject", str(second), "--reason", "not wanted", "--json", shown="reject ID --reason TEXT")
