@@ -68,6 +68,19 @@ def _add_book(conn, pipeline_id: int, now) -> int:
         now=now)
 
 
+def _add_old_book(conn, pipeline_id: int, now) -> int:
+    """A book as the 0005 schema holds it (only the columns it had: today's write path adds more)."""
+    book = conn.execute(schema.books.insert().values(
+        pipeline_id=pipeline_id, content_hash="h", title="t", source_path="/b", created_at=now, chapter_count=1)
+        .returning(schema.books.c.id)).scalar_one()
+    chapter = conn.execute(schema.chapters.insert().values(
+        book_id=book, chapter_index=0, title="c", text="some words", word_count=2)
+        .returning(schema.chapters.c.id)).scalar_one()
+    conn.execute(schema.chunks.insert().values(book_id=book, chapter_id=chapter, ordinal=0, position=0,
+                                               text="some words", token_count=2))
+    return book
+
+
 def test_a_removed_books_id_is_never_given_to_the_next_book(app):
     from agentic_pipeline.db import library_store
 
@@ -93,7 +106,7 @@ def test_migration_0006_rebuilds_books_on_sqlite_and_keeps_every_chapter_and_chu
         pid = conn.execute(schema.processing_pipelines.insert().values(
             source_path="/b", state="complete", priority=5, base_priority=5, created_at=now, updated_at=now,
             state_entered_at=now, queued_at=now).returning(schema.processing_pipelines.c.id)).scalar_one()
-        book = _add_book(conn, pid, now)
+        book = _add_old_book(conn, pid, now)
     assert migrations.upgrade(db) == ("0005", migrations.HEAD)
     with db.read() as conn:
         sql = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'books'").scalar()

@@ -234,7 +234,7 @@ def delete_library_books(conn: sa.Connection, pipeline_ids: Sequence[int]) -> di
 
     The set-based form of ``library_store.delete_book`` (same counts), for batch reject.
     """
-    from agentic_pipeline.db.schema import books, chapters, chunks
+    from agentic_pipeline.db.schema import books, chapters, chunks, vector_log
 
     if not pipeline_ids:
         return {}
@@ -253,4 +253,5 @@ def delete_library_books(conn: sa.Connection, pipeline_ids: Sequence[int]) -> di
     conn.execute(chunks.delete().where(chunks.c.book_id.in_(list(owners))))
     conn.execute(chapters.delete().where(chapters.c.book_id.in_(list(owners))))
     conn.execute(books.delete().where(books.c.id.in_(list(owners))))
+    conn.execute(vector_log.insert(), [{"book_id": b, "action": "remove"} for b in owners])  # the vector index forgets
     return out

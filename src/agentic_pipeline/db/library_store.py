@@ -13,7 +13,8 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 
-from agentic_pipeline.db.schema import books, chapters, chunks
+from agentic_pipeline.db import fulltext
+from agentic_pipeline.db.schema import books, chapters, chunks, vector_log
 
 
 def replace_book(conn: sa.Connection, *, pipeline_id: int, book: dict[str, Any],
@@ -21,8 +22,9 @@ def replace_book(conn: sa.Connection, *, pipeline_id: int, book: dict[str, Any],
                  now: dt.datetime) -> int:
     """Replace the pipeline's book with ``book`` and its chapters and chunks; returns the new book id.
 
-    ``chapter_rows``: chapter_index, title, text, word_count. ``chunk_rows``: chapter_index,
-    ordinal, position, text, token_count (no embeddings: EMBEDDING adds them after approval).
+    ``chapter_rows``: chapter_index, title, text, word_count (and optionally path). ``chunk_rows``:
+    chapter_index, ordinal, position, text, token_count, optionally page_start / page_end (no
+    embeddings: EMBEDDING adds them after approval). The CJK grams for full text are derived here.
     """
     delete_book(conn, pipeline_id)
     book_id = conn.execute(
@@ -35,7 +37,9 @@ def replace_book(conn: sa.Connection, *, pipeline_id: int, book: dict[str, Any],
     if chunk_rows:
         conn.execute(chunks.insert(), [
             {"book_id": book_id, "chapter_id": ids[c["chapter_index"]], "ordinal": c["ordinal"],
-             "position": c["position"], "text": c["text"], "token_count": c["token_count"]}
+             "position": c["position"], "text": c["text"], "token_count": c["token_count"],
+             "search_grams": fulltext.search_grams(c["text"]),
+             "page_start": c.get("page_start"), "page_end": c.get("page_end")}
             for c in chunk_rows
         ])
     return book_id
@@ -49,6 +53,7 @@ def delete_book(conn: sa.Connection, pipeline_id: int) -> dict[str, int]:
     removed_chunks = conn.execute(chunks.delete().where(chunks.c.book_id.in_(ids))).rowcount
     removed_chapters = conn.execute(chapters.delete().where(chapters.c.book_id.in_(ids))).rowcount
     conn.execute(books.delete().where(books.c.id.in_(ids)))
+    conn.execute(vector_log.insert(), [{"book_id": b, "action": "remove"} for b in ids])
     return {"books": len(ids), "chapters": removed_chapters, "chunks": removed_chunks}
 
 
@@ -100,6 +105,8 @@ def set_embeddings(conn: sa.Connection, rows: Iterable[tuple[int, bytes]], *, mo
     stmt = (chunks.update().where(chunks.c.id == sa.bindparam("cid"))
             .values(embedding=sa.bindparam("blob"), embedding_model=model, embedding_dim=dim))
     conn.execute(stmt, params)
+    book_ids = conn.execute(sa.select(chunks.c.book_id).where(chunks.c.id.in_([p["cid"] for p in params])).distinct())
+    conn.execute(vector_log.insert(), [{"book_id": b, "action": "add"} for (b,) in book_ids])
     return len(params)
 
 

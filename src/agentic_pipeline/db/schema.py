@@ -236,6 +236,8 @@ chapters = sa.Table(
     sa.Column("title", sa.Text, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("word_count", sa.Integer, nullable=False),
+    #: the chapter's place in the book's hierarchy, "Book One › Chapter VIII" (None: its title alone; 0009)
+    sa.Column("path", sa.Text),
     sa.UniqueConstraint("book_id", "chapter_index"),
 )
 
@@ -252,6 +254,11 @@ chunks = sa.Table(
     sa.Column("embedding", sa.LargeBinary),
     sa.Column("embedding_model", sa.String(128)),
     sa.Column("embedding_dim", sa.Integer),
+    #: the CJK runs of ``text`` as character bigrams for full text (db.fulltext.search_grams; 0009)
+    sa.Column("search_grams", sa.Text),
+    #: the PDF pages the chunk spans (None for other formats; 0009)
+    sa.Column("page_start", sa.Integer),
+    sa.Column("page_end", sa.Integer),
     sa.UniqueConstraint("book_id", "ordinal"),
 )
 sa.Index("ix_chunks_chapter", chunks.c.chapter_id)
@@ -276,3 +283,14 @@ book_labels = sa.Table(
 )
 sa.Index("ix_book_labels_pipeline", book_labels.c.pipeline_id, book_labels.c.id)
 sa.Index("ix_book_labels_hash", book_labels.c.content_hash)
+
+#: books whose vectors were written ("add") or removed ("remove"), in commit order: what the vector index
+#: (a derived cache of ``chunks.embedding``) reads to catch up (0009)
+vector_log = sa.Table(
+    "vector_log",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("book_id", sa.BigInteger, nullable=False),
+    sa.Column("action", sa.String(8), nullable=False),
+    sqlite_autoincrement=True,
+)

@@ -6,20 +6,12 @@ shows up even if a row were left behind.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 import sqlalchemy as sa
 
+from agentic_pipeline.db import fulltext
 from agentic_pipeline.db.schema import books, chapters, chunks, processing_pipelines as pp
-
-_TERM = re.compile(r"\w+", re.UNICODE)
-
-
-def query_terms(query: str, max_terms: int = 32) -> list[str]:
-    """The words of a free-text query (punctuation and FTS operators dropped)."""
-    return [t.lower() for t in _TERM.findall(query)][:max_terms]
-
 
 def _searchable(book_id: int | None):
     cond = [books.c.pipeline_id == pp.c.id, pp.c.state == "complete"]
@@ -28,32 +20,46 @@ def _searchable(book_id: int | None):
     return cond
 
 
-def fts_ranked(conn: sa.Connection, query: str, *, limit: int, book_id: int | None = None) -> list[int]:
-    """Chunk ids best first by BM25 (SQLite) or ts_rank (PostgreSQL), any-term match."""
-    terms = query_terms(query)
-    if not terms:
-        return []
+#: full-text matches ranked per query at most: a common word must not make a query score the whole library
+FTS_CANDIDATES = 2000
+
+
+def fts_ranked(conn: sa.Connection, query: fulltext.Query, *, limit: int, book_id: int | None = None,
+               any_of: bool = False) -> list[tuple[int, float]]:
+    """(chunk id, score) best first: BM25 (SQLite FTS5) or ts_rank over the stored tsvector (PostgreSQL).
+
+    All clauses are required unless ``any_of``. At most ``FTS_CANDIDATES`` matches are ranked (the
+    first ones the index yields), so the cost is bounded whatever the words; only COMPLETE books count.
+    """
     if conn.dialect.name == "sqlite":
-        match = " OR ".join(f'"{t}"' for t in terms)
-        sql = sa.text(
-            "SELECT c.id FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-            "JOIN books b ON b.id = c.book_id JOIN processing_pipelines p ON p.id = b.pipeline_id "
-            "WHERE chunks_fts MATCH :match AND p.state = 'complete' "
-            + ("AND b.id = :book_id " if book_id is not None else "")
-            + "ORDER BY bm25(chunks_fts) LIMIT :limit"
-        )
-        params: dict[str, Any] = {"match": match, "limit": limit, "book_id": book_id}
+        match = fulltext.fts5_match(query, any_of=any_of)
+        if match is None:
+            return []
+        inner = ("SELECT chunks_fts.rowid AS id, -bm25(chunks_fts) AS score FROM chunks_fts "
+                 + ("JOIN chunks c ON c.id = chunks_fts.rowid " if book_id is not None else "")
+                 + "WHERE chunks_fts MATCH :match " + ("AND c.book_id = :book_id " if book_id is not None else "")
+                 + "LIMIT :cand")
+        params: dict[str, Any] = {"match": match}
     else:
-        tsquery = " | ".join(terms)
-        sql = sa.text(
-            "SELECT c.id FROM chunks c JOIN books b ON b.id = c.book_id "
-            "JOIN processing_pipelines p ON p.id = b.pipeline_id "
-            "WHERE to_tsvector('simple', c.text) @@ to_tsquery('simple', :q) AND p.state = 'complete' "
-            + ("AND b.id = :book_id " if book_id is not None else "")
-            + "ORDER BY ts_rank(to_tsvector('simple', c.text), to_tsquery('simple', :q)) DESC, c.id LIMIT :limit"
-        )
-        params = {"q": tsquery, "limit": limit, "book_id": book_id}
-    return [row[0] for row in conn.execute(sql, params)]
+        built = fulltext.pg_tsquery(query, any_of=any_of)
+        if built is None:
+            return []
+        expr, params = built
+        # the GIN index is always the right plan for a capped match, statistics or not (right after a
+        # bulk load the planner guessed a sequential scan: 3.96 s instead of 35 ms at 10,000 chunks)
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        inner = (f"SELECT c.id, c.book_id, ts_rank(c.tsv, q.q) AS score FROM chunks c, (SELECT {expr} AS q) q "
+                 "WHERE c.tsv @@ q.q " + ("AND c.book_id = :book_id " if book_id is not None else "")
+                 + "LIMIT :cand")
+    sql = sa.text(
+        f"SELECT m.id, m.score FROM ({inner}) m JOIN chunks c2 ON c2.id = m.id JOIN books b ON b.id = c2.book_id "
+        "JOIN processing_pipelines p ON p.id = b.pipeline_id WHERE p.state = 'complete' "
+        "ORDER BY m.score DESC, m.id LIMIT :limit")
+    params.update({"limit": limit, "cand": FTS_CANDIDATES, "book_id": book_id})
+    rows = [(row[0], float(row[1])) for row in conn.execute(sql, params)]
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql("SET LOCAL enable_seqscan = on")
+    return rows
 
 
 def vectors(conn: sa.Connection, model: str, *, book_id: int | None = None) -> tuple[list[int], list[bytes], int]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from agentic_pipeline import errors
-from agentic_pipeline.db import search_store
+from agentic_pipeline.db import fulltext, search_store
 
 MAX_LIMIT = 100
 SNIPPET_CHARS = 240
@@ -32,11 +32,12 @@ def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> l
     from agentic_pipeline.ingest import embed, ranking
 
     pool = max(limit * 5, 50)
+    parsed = fulltext.parse(query)
     with app.db.read() as conn:
         if book_id is not None and not search_store.is_searchable_book(conn, book_id):
             raise errors.NotFound(f"no searchable book with id {book_id}",
                                   hint="search covers completed books; `status` shows where a pipeline is")
-        fts_ids = search_store.fts_ranked(conn, query, limit=pool, book_id=book_id)
+        fts_ids = _full_text(conn, parsed, pool, book_id)
         ids, blobs, dim = search_store.vectors(conn, app.embedder.name, book_id=book_id)
     vec_ids: list[int] = []
     if ids:
@@ -46,10 +47,21 @@ def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> l
     fused = ranking.fuse(fts_ids, vec_ids)  # every candidate: an exact match may sit low in both lists
     with app.db.read() as conn:
         details = search_store.chunk_details(conn, [cid for cid, _ in fused])
+    details = {cid: d for cid, d in details.items() if not fulltext.excludes(parsed, d["text"])}
+    fused = [(cid, score) for cid, score in fused if cid in details]
     fused = ranking.boost_exact(fused, {cid: d["text"] for cid, d in details.items()}, query)[:limit]
-    terms = search_store.query_terms(query)
+    terms = parsed.terms
     fts = set(fts_ids)
     return [_result(details[cid], score, terms, cid in fts) for cid, score in fused if cid in details]
+
+
+def _full_text(conn, parsed: fulltext.Query, pool: int, book_id: int | None) -> list[int]:
+    """Chunks holding every clause of the query; failing that, any of its content words."""
+    hits = search_store.fts_ranked(conn, parsed, limit=pool, book_id=book_id)
+    relaxed = parsed.relaxed() if not hits else None
+    if relaxed is not None:
+        hits = search_store.fts_ranked(conn, relaxed, limit=pool, book_id=book_id, any_of=True)
+    return [cid for cid, _score in hits]
 
 
 def _result(d: dict[str, Any], score: float, terms: list[str], exact: bool) -> dict[str, Any]:
