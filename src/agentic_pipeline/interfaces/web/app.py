@@ -97,6 +97,7 @@ class Guard:
         if refusal is not None:
             await _send_refusal(scope, send_with_headers, *refusal)
             return
+        state["body"] = body
         await self.app(scope, _replay(body), send_with_headers)
 
     def _user(self, scope) -> str | None:
@@ -180,8 +181,15 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _pipeline_error(request: Request, exc: errors.PipelineError) -> Response:
-    status = 404 if isinstance(exc, errors.NotFound) else 400 if isinstance(exc, errors.InputError) else 409
-    return error_page(request, status, str(exc), getattr(exc, "hint", None))
+    if isinstance(exc, errors.NotFound):
+        status = 404
+    elif isinstance(exc, errors.InputError):
+        status = 400
+    elif isinstance(exc, errors.StoreError) and not isinstance(exc, errors.Conflict):
+        status = 503
+    else:
+        status = 409  # a refusal, a lost race, a transition the state does not allow
+    return error_page(request, status, exc.message, exc.hint)
 
 
 def create_app(app, options: security.Options | None = None) -> Starlette:

@@ -6,9 +6,9 @@ from starlette.routing import Route
 
 
 def routes() -> list[Route]:
-    from agentic_pipeline.interfaces.web.pages import overview
+    from agentic_pipeline.interfaces.web.pages import audit, batch, books, inbox, overview, queue, search, stuck
 
     out: list[Route] = []
-    for module in (overview,):
+    for module in (overview, inbox, batch, queue, stuck, books, audit, search):
         out.extend(module.ROUTES)
     return out
