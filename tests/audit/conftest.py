@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from agentic_pipeline.audit import chain
 from agentic_pipeline.db import audit_store
 
-SQLITE_TRIGGERS = ("approval_audit_no_update", "approval_audit_no_delete", "approval_audit_no_replace")
+SQLITE_TRIGGERS = ("approval_audit_no_update", "approval_audit_no_delete", "approval_audit_no_replace",
+                   "approval_audit_whole_millisecond")
 PG_TRIGGERS = ("approval_audit_append_only", "approval_audit_no_truncate")
 
 
@@ -37,11 +38,13 @@ def raw_connect(app):
 
 
 def drop_guards(app) -> None:
-    """What an intruder with the schema owner's rights does first: drop the append-only triggers."""
+    """What an intruder with the schema owner's rights does first: drop the append-only triggers (and 0008's check)."""
     with app.db.write() as conn:
         for name in SQLITE_TRIGGERS if app.db.is_sqlite else PG_TRIGGERS:
             suffix = "" if app.db.is_sqlite else " ON approval_audit"
             conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}{suffix}")
+        if app.db.is_postgres:
+            conn.exec_driver_sql("ALTER TABLE approval_audit DROP CONSTRAINT IF EXISTS approval_audit_whole_millisecond")
 
 
 def tamper(app, sql: str, **params) -> None:

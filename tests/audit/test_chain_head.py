@@ -183,3 +183,43 @@ def test_row_inserted_out_of_band_stops_the_next_append(app, clock):
     with app.db.write() as conn:
         audit_store.rebuild_head(conn)
     assert add(app)[0]["id"] == 4 and trail.verify(app)["ok"]     # undetectable without a key: see docs
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.pg)])
+def db_before_0008(request, tmp_path, sqlite_template, pg_databases):
+    from alembic import command
+
+    url = make_db_url(request.param, tmp_path, sqlite_template, pg_databases, migrated=False)
+    db = Database(url.replace("postgresql://", "postgresql+psycopg://"))
+    with db.write() as conn:
+        command.upgrade(migrations._config(conn), "0008-1")
+    yield db
+    db.dispose()
+
+
+def test_chain_written_before_0008_still_verifies_and_new_times_are_whole_milliseconds(db_before_0008, clock):
+    """0008 changes no stored entry: a chain appended before it verifies; the database then refuses a sub-ms time."""
+    import datetime as dt
+
+    from agentic_pipeline import config
+    from agentic_pipeline.app import App
+    from agentic_pipeline.db import audit_store
+
+    db = db_before_0008
+    clock.advance(seconds=0.1234567)  # appends truncate this to the millisecond, as every version did
+    with db.write() as conn:
+        for n in range(3):
+            audit_store.append(conn, chain.AuditEntry(action="APPROVED", actor="human:alice", reason=f"r{n}"),
+                               clock.now())
+    migrations.upgrade(db)
+    app = App.open(config.load({"db": db.url, "embedder": "hashing"}, environ={}), clock=clock)
+    try:
+        add(app, n=2)
+        result = trail.verify(app)
+        assert result["ok"] and result["count"] == 5, result
+        row = dict(add(app)[0], id=99, performed_at=clock.now().replace(microsecond=123456) + dt.timedelta(days=1))
+        with pytest.raises(errors.StoreError, match="whole millisecond|approval_audit_whole_millisecond"):
+            with app.db.write() as conn:
+                conn.execute(approval_audit.insert(), [row])
+    finally:
+        app.close()

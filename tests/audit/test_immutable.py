@@ -48,7 +48,7 @@ def test_replace_and_upsert_are_refused(app):
         _raw_refuses(app, f"REPLACE INTO approval_audit ({cols}) VALUES ({values})")
         upsert = f"INSERT INTO approval_audit ({cols}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET actor = 'x'"
     else:
-        values = values.replace(", 0,", ", now(),")
+        values = values.replace(", 0,", ", date_trunc('milliseconds', now()),")  # a whole ms (migration 0008)
         upsert = f"INSERT INTO approval_audit ({cols}) VALUES ({values}) ON CONFLICT (id) DO UPDATE SET actor = 'x'"
     _raw_refuses(app, upsert)
     assert trail.query(app)[0]["actor"] == "human:alice"

@@ -76,6 +76,31 @@ def test_edited_entry_is_named(app, clock):
     assert (result["count"], result["last_id"], result["last_hash"]) == (3, 3, rows[2]["entry_hash"])
 
 
+@pytest.mark.parametrize("micros", [400, 1, 999])
+def test_a_sub_millisecond_edit_of_the_time_is_named(app, clock, micros):
+    """The hash covers whole milliseconds; a stored time moved by less than one is still an edit."""
+    rows = _trail(app, clock)
+    drop_guards(app)
+    if app.db.is_sqlite:  # seconds since the epoch as a REAL
+        tamper(app, f"UPDATE approval_audit SET performed_at = performed_at + {micros / 1e6!r} WHERE id = 4")
+    else:
+        tamper(app, f"UPDATE approval_audit SET performed_at = performed_at + interval '{micros} microseconds' "
+                    "WHERE id = 4")
+    problem = _problem(app)
+    assert (problem["entry_id"], problem["kind"]) == (4, "edited"), problem
+    assert "performed_at is not the whole millisecond" in problem["message"]
+    result = trail.verify(app)
+    assert (result["count"], result["last_id"], result["last_hash"]) == (3, 3, rows[2]["entry_hash"])
+
+
+def test_a_time_moved_by_whole_milliseconds_is_named(app, clock):
+    _trail(app, clock)
+    drop_guards(app)
+    shift = "performed_at + 0.001" if app.db.is_sqlite else "performed_at + interval '1 millisecond'"
+    tamper(app, f"UPDATE approval_audit SET performed_at = {shift} WHERE id = 2")
+    assert (_problem(app)["entry_id"], _problem(app)["kind"]) == (2, "edited")
+
+
 def test_edited_json_document_is_named(app, clock):
     _trail(app, clock)
     drop_guards(app)

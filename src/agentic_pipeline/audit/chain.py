@@ -6,7 +6,9 @@ JSON array (sorted keys, compact separators, ASCII): the scalar fields first, th
 documents last, so a stored canonical JSON text can be spliced in verbatim (the fast path of
 ``verify``). Changing, removing or inserting a row out of band breaks the chain at that row.
 Times enter the hash as integer milliseconds since the epoch, so the value survives both
-engines' storage exactly.
+engines' storage exactly; entries are stored at that whole millisecond (``truncate_to_millis``)
+and verify takes the time only when the stored value is still exactly it, so an edit smaller
+than a millisecond is caught too (``db.audit_scan``, migration 0008).
 """
 
 from __future__ import annotations
@@ -241,10 +243,14 @@ def _hash_ok(id_: int, stored: str, check, key: bytes | None, verdict: Verdict, 
              require_key: bool = False) -> bool:
     """The careful check: every candidate payload, keyed and plain; records the problem when none matches."""
     candidates = [check] if isinstance(check, bytes) else []
-    if full_row is not None:
-        row = full_row(id_)
-        if row is not None:
-            candidates += [p for p in payloads_of_row(row) if p not in candidates]
+    row = full_row(id_) if full_row is not None else None
+    if row is not None:
+        if row[7] is None:  # ``db.audit_scan``: the stored time is not the whole millisecond the entry was hashed at
+            verdict.problem = Problem(id_, "edited", (
+                f"entry {id_}: its performed_at is not the whole millisecond it was written and hashed at "
+                "(edited out of band)"))
+            return False
+        candidates += [p for p in payloads_of_row(row) if p not in candidates]
     plain = False
     for payload in candidates:
         if key is not None and hmac.digest(key, payload, "sha256").hex() == stored:

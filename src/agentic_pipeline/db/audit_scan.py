@@ -30,13 +30,19 @@ _SQLITE_STR = "CASE typeof({c}) WHEN 'text' THEN json_quote({c}) WHEN 'null' THE
 _SQLITE_FLOAT = ("CASE typeof({c}) WHEN 'null' THEN 'null' WHEN 'real' THEN "
                  "CASE WHEN CAST(CAST({c} AS TEXT) AS REAL) = {c} THEN CAST({c} AS TEXT) END END")
 _SQLITE_DOC = "CASE WHEN {c} IS NULL THEN 'null' WHEN typeof({c}) = 'text' AND json_valid({c}) THEN {c} END"
-_SQLITE_MILLIS = "CAST(round(performed_at * 1000) AS INTEGER)"
+# the time enters the payload only when the stored value is exactly the whole millisecond it was hashed
+# at (``chain.truncate_to_millis`` at append): a value off by even a microsecond yields NULL, never the
+# rounded millisecond, so a sub-millisecond edit cannot verify (migration 0008)
+_SQLITE_MILLIS = ("CASE WHEN typeof(performed_at) IN ('real', 'integer') "
+                  "AND performed_at = round(performed_at * 1000) / 1000.0 "
+                  "THEN CAST(round(performed_at * 1000) AS INTEGER) END")
 _PG_INT = "COALESCE({c}::text, 'null')"
 _PG_STR = "COALESCE(to_json({c})::text, 'null')"
 _PG_FLOAT = ("CASE WHEN {c} IS NULL THEN 'null' WHEN {c}::text::float8 <> {c} THEN NULL "  # PG prints 1.0 as 1:
              "WHEN {c} = trunc({c}) AND abs({c}) < 1e16 THEN {c}::text || '.0' ELSE {c}::text END")  # Python as 1.0
 _PG_DOC = "COALESCE({c}::text, 'null')"  # json keeps valid JSON text verbatim
-_PG_MILLIS = "round(extract(epoch FROM performed_at) * 1000)::bigint"
+_PG_MILLIS = ("CASE WHEN performed_at = date_trunc('milliseconds', performed_at) "
+              "THEN round(extract(epoch FROM performed_at) * 1000)::bigint END")
 _FORMS = {"sqlite": (_SQLITE_INT, _SQLITE_STR, _SQLITE_FLOAT, _SQLITE_DOC, _SQLITE_MILLIS),
           "postgresql": (_PG_INT, _PG_STR, _PG_FLOAT, _PG_DOC, _PG_MILLIS)}
 

@@ -31,6 +31,8 @@ class Thresholds:
     max_empty_chapter_ratio: float
     max_duplicate_chapter_ratio: float
     max_chapter_imbalance: float
+    #: fewer words than this is no book of this type (a 200-word file is a note, not a book)
+    min_words: int
     expected_languages: tuple[str, ...] = ()
 
 
@@ -66,7 +68,7 @@ def parse_strategy(data: dict[str, Any], source: str) -> Strategy:
             fallback_split=data.get("fallback_split", "pages"),
             keep_code_whole=bool(data["keep_code_whole"]),
             keep_tables_whole=bool(data["keep_tables_whole"]),
-            validation=Thresholds(**checks),
+            validation=Thresholds(**{**checks, "min_words": int(checks["min_words"])}),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"strategy {source}: missing or invalid field: {exc}") from exc
@@ -86,6 +88,7 @@ def _problems(s: Strategy) -> list[str]:
         f"chapter_split {s.chapter_split!r} not in {SPLIT_METHODS}" if s.chapter_split not in SPLIT_METHODS else "",
         f"fallback_split {s.fallback_split!r} not in {SPLIT_METHODS}" if s.fallback_split not in SPLIT_METHODS else "",
         f"min_chapters {v.min_chapters} must be >= 1" if v.min_chapters < 1 else "",
+        f"min_words {v.min_words} must be >= 1" if v.min_words < 1 else "",
     ]
     for name in ("min_coverage", "max_garbage_ratio", "max_empty_chapter_ratio",
                  "max_duplicate_chapter_ratio", "max_chapter_imbalance"):

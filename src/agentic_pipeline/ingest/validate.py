@@ -63,6 +63,7 @@ def validate(book: ExtractedBook, strategy: Strategy, *, chunk_texts: Sequence[s
     """Run every check on ``book`` (and its chunks, when given) against ``strategy.validation``."""
     counts = [c.word_count for c in book.chapters]
     checks = [
+        check_size(book.word_count, strategy.validation.min_words, strategy.book_type),
         check_coverage(book.word_count, book.source_word_count, strategy.validation.min_coverage),
         check_chapter_count(len(book.chapters), strategy.validation.min_chapters, book.word_count),
         check_balance(counts, strategy.validation.max_chapter_imbalance),
@@ -99,6 +100,14 @@ def check_coverage(kept_words: int, source_words: int, minimum: float) -> Check:
     value = round(kept_words / source_words, 4)
     return Check("coverage", value, minimum, value >= minimum,
                  f"chapters keep {kept_words} of {source_words} source words ({value:.0%}, need {minimum:.0%})")
+
+
+def check_size(words: int, minimum: int, book_type: str) -> Check:
+    """Enough words to be a book of this type: a short note or a stub is refused, whatever its structure."""
+    kind = "book" if book_type == "unknown" else f"{book_type.replace('_', ' ')}"
+    return Check("size", float(words), minimum, words >= minimum,
+                 f"{words:,} words, too short for a {kind} (at least {minimum:,})" if words < minimum
+                 else f"{words:,} words (at least {minimum:,})")
 
 
 def check_chunk_coverage(chunk_words: int, book_words: int, minimum: float) -> Check:

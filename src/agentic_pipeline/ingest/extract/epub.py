@@ -263,7 +263,11 @@ def _document(archive: _Archive, doc: str, toc: _Toc, warnings: list[str]) -> _D
     if len(anchors) >= 2:
         data, order = html.mark_ids(html.utf8(data), titles)
     toc_title = toc.title_of.get(_key(doc))
-    text, heading, words = html.to_text(data, heading=not toc_title)
+    try:
+        text, heading, words = html.to_text(data, heading=not toc_title)
+    except errors.CorruptFile as exc:  # markup nested past any real book's: refused, never skipped quietly
+        raise errors.CorruptFile(f"corrupt or unreadable EPUB: {archive.path.name}: {doc}: {exc}",
+                                 path=str(archive.path)) from exc
     title = toc_title or heading
     if not order:
         return _Document([(title, text)], [words], text, words)

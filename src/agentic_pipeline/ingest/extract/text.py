@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from agentic_pipeline import errors
 from agentic_pipeline.ingest import model, text_stats
 from agentic_pipeline.ingest.extract import chapters, html, quality
 from agentic_pipeline.ingest.extract.limits import Limits
@@ -131,7 +132,10 @@ def _heading(line: str, prev: str, styles: dict[str, int], markdown: bool) -> tu
 def _read_html(path: Path, markup: bytes, limits: Limits) -> model.ExtractedBook:
     level = chapters.pick_level(int(m.group(1)) for m in _H_TAG.finditer(markup))
     marked = html.mark_tags(markup, [f"h{level}"]) if level else markup
-    text, heading, words = html.to_text(marked)
+    try:
+        text, heading, words = html.to_text(marked)
+    except errors.CorruptFile as exc:
+        raise errors.CorruptFile(f"corrupt or unreadable file: {path.name}: {exc}", path=str(path)) from exc
     plain = text.replace(html.MARK, "")
     quality.check_garbage(plain, path, limits.max_garbage_ratio)
     segments = text.split(html.MARK)
