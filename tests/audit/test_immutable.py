@@ -60,6 +60,10 @@ def test_truncate_refused_on_postgres(app):
     add(app)
     _raw_refuses(app, "TRUNCATE approval_audit")
     _sqlalchemy_refuses(app, "TRUNCATE approval_audit")
+    with pytest.raises(errors.StoreError) as refused:  # its own message, not the one about DELETE
+        with app.db.write() as conn:
+            conn.execute(sa.text("TRUNCATE approval_audit"))
+    assert "TRUNCATE is not allowed" in str(refused.value) and "DELETE" not in str(refused.value)
 
 
 def test_grants_path_is_the_only_delete(app, clock):
