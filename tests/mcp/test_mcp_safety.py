@@ -107,6 +107,16 @@ def test_odd_paths_and_files_are_refused_cleanly(client, safety_root):
     assert "not a regular file" in reasons["pipe.pdf"] and "symbolic links" in reasons["a.pdf"], reasons
 
 
+@pytest.mark.parametrize("tool", ["process_book", "batch_queue_folder"])
+def test_a_300_character_name_is_an_input_error_that_says_so(client, safety_root, tool):
+    """Before: "Error executing tool process_book" and a logged ``OSError: [Errno 36] File name too long``."""
+    long = "n" * 300 + (".epub" if tool == "process_book" else "")
+    for path in (long, str(safety_root["root"] / long), f"later/{long}/book.epub"):
+        text = client.error(tool, path=path)
+        assert "file name too long" in text and "at most 255 bytes" in text, text
+        assert "Next: fix the argument" in text and "Errno" not in text and "Traceback" not in text, text
+
+
 def test_a_folder_with_links_leading_out_is_refused(client, safety_root):
     text = client.error("batch_queue_folder", path="links")
     assert "links to files outside the allowed roots" in text and "escape.pdf" in text

@@ -21,6 +21,7 @@ from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 from agentic_pipeline.ingest.hashing import NotRegularFile, sha256_file
+from agentic_pipeline.orchestrator import queueing
 from agentic_pipeline.orchestrator.queueing import unstorable_name
 from agentic_pipeline.queue.priority import validate_priority
 
@@ -39,9 +40,13 @@ def batch_queue(app, path: str | os.PathLike[str], pattern: str = "*", recursive
     """
     validate_priority(priority)
     actor = actions.validate_actor(actor or actions.default_human_actor())
+    queueing.check_path(path)
     root = Path(path).expanduser()
-    if not root.exists():
-        raise errors.InputError(f"{root} does not exist")
+    try:
+        if not root.exists():
+            raise errors.InputError(f"{root} does not exist")
+    except OSError as exc:
+        raise queueing.os_error(root, exc) from exc
     report: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
     allowed = None if roots is None else [os.path.realpath(Path(r).expanduser()) for r in roots]
     candidates = _collect(root, pattern, recursive, report, allowed)

@@ -16,6 +16,43 @@ from agentic_pipeline.audit import actions
 from agentic_pipeline.db import workers_store
 
 
+#: the longest name of one file or folder that Linux filesystems take (ext4, XFS, btrfs, tmpfs: 255 bytes)
+NAME_MAX = 255
+#: the longest path the kernel takes in one call (PATH_MAX, counting the closing NUL)
+PATH_MAX = 4096
+
+
+def path_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` can name no file at all (a name or the whole path too long, a NUL), in words; or None.
+
+    Checked before the filesystem is asked, which would only answer ``OSError: [Errno 36]``.
+    """
+    raw = os.fsencode(path)
+    if b"\x00" in raw:
+        return "the path contains a NUL character"
+    for part in raw.split(b"/"):
+        if len(part) > NAME_MAX:
+            shown = part[:40].decode("utf-8", "replace")
+            return (f"file name too long: a name in the path ({shown}…) is {len(part):,} bytes; a file or "
+                    f"folder name can have at most {NAME_MAX} bytes")
+    if len(raw) >= PATH_MAX:
+        return f"path too long: {len(raw):,} bytes; a path can have at most {PATH_MAX - 1:,} bytes"
+    return None
+
+
+def check_path(path: str | os.PathLike[str]) -> None:
+    """``InputError`` saying what is wrong with ``path`` if it can name no file (``path_problem``)."""
+    problem = path_problem(path)
+    if problem:
+        raise errors.InputError(problem, path=os.fsencode(path).decode("utf-8", "replace"))
+
+
+def os_error(path: str | os.PathLike[str], exc: OSError) -> errors.InputError:
+    """The ``InputError`` for a path the filesystem refused (a folder in it unreadable, a name too long...)."""
+    return errors.InputError(f"{os.fsencode(path).decode('utf-8', 'replace')}: cannot be read: {exc.strerror}",
+                             path=os.fsencode(path).decode("utf-8", "replace"))
+
+
 def unstorable_name(path: str | os.PathLike[str]) -> str | None:
     """Why this path cannot be stored as text (a name in another encoding than UTF-8), or None."""
     try:
@@ -30,12 +67,16 @@ def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: s
     from agentic_pipeline.ingest import hashing
 
     actions.validate_actor(actor)
+    check_path(path)
     source = Path(path).expanduser()
     bad_name = unstorable_name(source)
     if bad_name:
         raise errors.InputError(f"{os.fsencode(source)!r}: {bad_name}")
-    if not source.is_file():
-        raise errors.InputError(f"not a file: {source}", path=str(source))
+    try:
+        if not source.is_file():
+            raise errors.InputError(f"not a file: {source}", path=str(source))
+    except OSError as exc:
+        raise os_error(source, exc) from exc
     from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 
     if source.suffix.lower() not in SUPPORTED_SUFFIXES:  # the same rule as batch-queue and the watcher

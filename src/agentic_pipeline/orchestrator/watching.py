@@ -66,7 +66,7 @@ class Watcher:
         self._observer = Observer()
         self._observer.schedule(Handler(), str(self.folder), recursive=True)
         self._observer.start()
-        for path in sorted(self.folder.rglob("*")):
+        for path in self._scan():
             self.note(path)
         deadline = time.monotonic() + self.settle + 1.0
         while self.pending() and time.monotonic() < deadline:  # the files already there: queued before we return
@@ -75,6 +75,17 @@ class Watcher:
         self._thread = threading.Thread(target=self._loop, name="watch-queue", daemon=True)
         self._thread.start()
         return self
+
+    def _scan(self) -> list[Path]:
+        """Every file under the folder; a folder that cannot be read (too deep to name) is logged and skipped."""
+        from agentic_pipeline.orchestrator import queueing
+
+        def refused(exc: OSError) -> None:
+            where = exc.filename or self.folder
+            self._refuse(Path(where), queueing.path_problem(where) or exc.strerror or exc)
+
+        found = [Path(top) / name for top, _dirs, files in os.walk(self.folder, onerror=refused) for name in files]
+        return sorted(found)
 
     def stop(self) -> None:
         self._stop.set()
@@ -88,9 +99,25 @@ class Watcher:
             return bool(self._seen)
 
     def note(self, path: Path) -> None:
-        if path.is_file() and _supported(path) and not _inside_a_book_folder(path, self.folder):
+        from agentic_pipeline.orchestrator import queueing
+
+        problem = queueing.path_problem(path)
+        try:
+            wanted = not problem and path.is_file() and _supported(path) and not _inside_a_book_folder(path, self.folder)
+        except OSError as exc:  # the filesystem refused the name: say so, keep watching
+            problem = exc.strerror or str(exc)
+            wanted = False
+        if problem:
+            self._refuse(path, problem)
+        elif wanted:
             with self._lock:
                 self._seen[path] = (-1, time.monotonic())
+
+    def _refuse(self, path: Path, problem: object) -> None:
+        """One log line (and an entry in ``errors``) for a file the watcher cannot queue; it keeps going."""
+        message = f"{os.fsencode(path).decode('utf-8', 'replace')}: {problem}"
+        self.errors.append(message)
+        log.warning("watch: not queued: %s", message)
 
     def _loop(self) -> None:
         while not self._stop.wait(min(0.25, self.settle / 2)):
@@ -119,9 +146,7 @@ class Watcher:
             try:
                 self.queued.append(queueing.queue_file(self.app, path, priority=self.priority, actor=self.actor)["id"])
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the watcher
-                message = f"{os.fsencode(path).decode('utf-8', 'replace')}: {exc}"
-                self.errors.append(message)
-                log.warning("watch: not queued: %s", message)
+                self._refuse(path, exc)
 
     def _forget(self, path: Path) -> None:
         with self._lock:

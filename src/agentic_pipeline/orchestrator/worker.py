@@ -241,7 +241,14 @@ def run_worker(settings, *, concurrency: int = 1, options: Options | None = None
 
 
 def check_folders(options: Options) -> None:
-    """Refuse a processed folder inside the watched one: every completed book would be queued again."""
+    """Refuse a folder that can name nothing (a name too long) and a processed folder inside the watched one:
+    every completed book would be queued again."""
+    from agentic_pipeline.orchestrator import queueing
+
+    for flag, folder in (("--watch", options.watch_dir), ("--processed-dir", options.processed_dir)):
+        problem = queueing.path_problem(folder) if folder else None
+        if problem:
+            raise errors.InputError(f"{flag}: {problem}")
     if not (options.watch_dir and options.processed_dir):
         return
     watch = Path(options.watch_dir).expanduser().resolve()

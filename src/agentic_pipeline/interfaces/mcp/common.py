@@ -20,6 +20,7 @@ from pydantic import Field
 from agentic_pipeline import config, errors
 from agentic_pipeline.batch.confirmations import Confirmations
 from agentic_pipeline.batch.filters import BOOK_TYPES
+from agentic_pipeline.orchestrator import queueing
 
 #: what the model should do next, by error class (the first matching class wins)
 NEXT_STEP: tuple[tuple[type[errors.PipelineError], str], ...] = (
@@ -157,7 +158,10 @@ def allowed_folder(ctx, path: str, *, recursive: bool) -> Path:
 
 def links_outside(folder: Path, roots: tuple[Path, ...], *, recursive: bool) -> list[str]:
     """The symlinked files a folder walk (links to folders are not followed) would read outside ``roots``."""
-    if not folder.is_dir():
+    try:
+        if not folder.is_dir():
+            return []
+    except OSError:  # the operation that reads the folder says what is wrong with it
         return []
     real_roots = [Path(r).expanduser().resolve() for r in roots]
     found = []
@@ -195,6 +199,7 @@ def resolve_under_roots(path: str, roots: tuple[Path, ...]) -> Path:
         raise errors.InputError("the path is empty")
     if "\x00" in str(path):
         raise errors.InputError("the path contains a NUL character")
+    queueing.check_path(path)
     real_roots = [Path(r).expanduser().resolve() for r in roots]
     given = Path(str(path))
     if str(path).startswith("~"):  # only the user's own home: "~other" would name (and reveal) another account's
@@ -209,7 +214,12 @@ def resolve_under_roots(path: str, roots: tuple[Path, ...]) -> Path:
     if not any(target.is_relative_to(root) for root in real_roots):
         # the resolved target is not named: that would show where links outside the roots point
         raise errors.PathNotAllowed(f"{path} is outside the allowed roots: {', '.join(map(str, real_roots))}")
-    if not target.exists():
+    queueing.check_path(target)  # a root plus a relative path can be too long together
+    try:
+        exists = target.exists()
+    except OSError as exc:
+        raise queueing.os_error(path, exc) from None
+    if not exists:
         raise errors.InputError(f"{path} does not exist under the allowed roots: check the path")
     return target
 
