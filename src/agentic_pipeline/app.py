@@ -34,7 +34,7 @@ class App:
         if check_schema:
             missing = _missing_sqlite_file(settings.db_url)
             if missing is not None:  # say so, rather than create an empty file (and folders) at a mistyped path
-                raise errors.SchemaBehind(f"there is no database at {missing}",
+                raise errors.NoDatabase(f"there is no database at {missing}",
                                           hint="create it with `agentic-pipeline init`, or check --db / AGENTIC_PIPELINE_DB")
         db = Database(settings.db_url)
         if check_schema:

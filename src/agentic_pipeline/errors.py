@@ -152,3 +152,10 @@ class StaleConfirmation(PipelineError):
 
 class AuditTampered(PipelineError):
     """The audit trail does not verify."""
+
+
+# --- i13: a missing database told apart from one whose schema is behind ------------------------------
+class NoDatabase(SchemaBehind):
+    """There is no database at the configured place (a SQLite file that does not exist)."""
+
+    hint = "create it with `agentic-pipeline init`, or check --db / AGENTIC_PIPELINE_DB"

@@ -52,7 +52,7 @@ def test_each_filter_field_alone_and_combined_selects_in_sql(app, clock):
         "max_confidence": ({"max_confidence": 0.5}, g["confidence"]),
         "created_after": ({"created_after": (now - 3 * DAY).isoformat()}, everyone - g["created"]),
         "created_before": ({"created_before": now - 3 * DAY}, g["created"]),
-        "source_pattern": ({"source_pattern": "/library/magazines/*.pdf"}, everyone - g["path"]),
+        "source_path_pattern": ({"source_path_pattern": "/library/magazines/*.pdf"}, everyone - g["path"]),
     }
     for name, (raw, expected) in alone.items():
         got = batch.batch_priority(app, make_filter(**raw, max_count=10_000), 2)
@@ -60,7 +60,7 @@ def test_each_filter_field_alone_and_combined_selects_in_sql(app, clock):
     state_only = batch.batch_priority(app, make_filter(state="detected", max_count=10_000), 2)
     assert _ids(state_only) == g["state"]
     combined = make_filter(book_type="periodical", min_confidence=0.9, max_confidence=0.95, state="pending_approval",
-                           created_after=now - 3 * DAY, created_before=now, source_pattern="/library/magazines/*.pdf")
+                           created_after=now - 3 * DAY, created_before=now, source_path_pattern="/library/magazines/*.pdf")
     result = batch.batch_approve(app, combined, actor=ACTOR, execute=True)
     assert _ids(result) == g["target"] and result["result"]["applied"] == 5
     with app.db.read() as conn:

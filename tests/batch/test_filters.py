@@ -34,7 +34,7 @@ def test_book_types_are_the_classifiers():
     ({"min_confidence": 0.9, "max_confidence": 0.1}, "above max_confidence"),
     ({"created_after": "2030-01-01", "created_before": "2020-01-01"}, "nothing could match"),
     ({"created_before": "last tuesday"}, "ISO date"),
-    ({"source_pattern": ""}, "non-empty glob"),
+    ({"source_path_pattern": ""}, "non-empty glob"),
     ({"max_count": 0}, "at least 1"),
 ])
 def test_unknown_or_out_of_range_values_are_refused_with_the_valid_ones(raw, message):
@@ -78,7 +78,7 @@ def test_glob_semantics_on_both_engines(app):
     }
     with app.db.read() as conn:
         for pattern, expected in cases.items():
-            f = BatchFilter(source_pattern=pattern)
+            f = BatchFilter(source_path_pattern=pattern)
             got = [r["id"] for r in batch_store.list_matching(conn, f, None)]
             assert got == sorted(by_path[p] for p in expected), pattern
             assert [p for p in paths if f.matches({"source_path": p})] == [p for p in paths if p in expected]
@@ -100,7 +100,7 @@ filter_st = st.fixed_dictionaries({
     "state": st.one_of(st.none(), st.sampled_from(["detected", "pending_approval", "failed"])),
     "created_before": st.one_of(st.none(), st.integers(0, 50)),
     "created_after": st.one_of(st.none(), st.integers(0, 50)),
-    "source_pattern": st.one_of(st.none(), st.text(PATH_CHARS, min_size=1, max_size=6)),
+    "source_path_pattern": st.one_of(st.none(), st.text(PATH_CHARS, min_size=1, max_size=6)),
     "all": st.booleans(),
 })
 
@@ -136,3 +136,58 @@ def test_sql_match_set_equals_the_python_predicate(app, data, raw_filters):
             count = batch_store.count_matching(conn, f)
         assert got == expected, f
         assert count == len(expected)
+
+
+# --- i13: relative input, one set of names -----------------------------------------------------------
+def test_ages_are_counted_back_from_now():
+    import datetime as dt
+
+    from agentic_pipeline.batch.filters import make_filter
+
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)
+    f = make_filter(created_after="2d", created_before="90m", now=now)
+    assert f.created_after == now - dt.timedelta(days=2)
+    assert f.created_before == now - dt.timedelta(minutes=90)
+    assert make_filter(created_after="1w", now=now).created_after == now - dt.timedelta(weeks=1)
+    with pytest.raises(errors.InputError, match="or an age such as 2d"):
+        make_filter(created_after="2 days", now=now)
+
+
+@pytest.mark.parametrize("pattern, expected", [
+    ("books/*.pdf", "/home/me/books/*.pdf"),
+    ("./books/*.pdf", "/home/me/books/*.pdf"),
+    ("/abs/*.pdf", "/abs/*.pdf"),
+    ("*/Books/*", "*/Books/*"),
+    ("?ooks/*", "?ooks/*"),
+])
+def test_relative_source_patterns_are_taken_from_the_base(pattern, expected):
+    from agentic_pipeline.batch.filters import make_filter
+
+    assert make_filter(source_path_pattern=pattern, base="/home/me").source_path_pattern == expected
+    assert make_filter(source_path_pattern=pattern).source_path_pattern == pattern  # no base: as given
+
+
+def test_the_cli_resolves_a_relative_pattern_and_keeps_the_old_spelling(tmp_path, monkeypatch, sqlite_url, capsys):
+    """A relative --source-path-pattern from the current directory matches (it silently matched nothing)."""
+    import json
+    import shutil
+
+    from agentic_pipeline.interfaces.cli import cli
+    from agentic_pipeline.interfaces.cli.context import run
+    from tests.conftest import SAMPLES
+
+    (tmp_path / "books").mkdir()
+    shutil.copy(SAMPLES / "books" / "waste-land.md", tmp_path / "books" / "waste-land.md")
+    shutil.copy(SAMPLES / "books" / "waste-land.html", tmp_path / "books" / "waste-land.html")
+    monkeypatch.chdir(tmp_path)
+    assert run(cli, ["--db", sqlite_url, "batch-queue", "books", "--execute", "--json"]) == 0
+    capsys.readouterr()
+    for option in ("--source-path-pattern", "--source-pattern"):
+        assert run(cli, ["--db", sqlite_url, "batch-priority", "2", "--state", "detected", option, "books/*.md",
+                         "--created-after", "1h", "--json"]) == 0
+        plan = json.loads(capsys.readouterr().out)["plan"]
+        assert plan["matched"] == 1 and plan["filter"]["source_path_pattern"] == f"{tmp_path}/books/*.md"
+    assert run(cli, ["--db", sqlite_url, "pending", "--type", "literature", "--json"]) == 0  # old spelling
+    assert run(cli, ["--db", sqlite_url, "batch-priority", "2", "--source-path-pattern", "a", "--source-pattern",
+                     "b"]) != 0
+    assert "old spelling of --source-path-pattern" in capsys.readouterr().err

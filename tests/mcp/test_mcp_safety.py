@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 
 import pytest
 
@@ -29,15 +30,16 @@ def queued(client, safety_root):
     return {row["path"]: row["id"] for row in out["queued"]}
 
 
-def fresh_token(error_text: str) -> tuple[str, dict]:
-    """The confirmation token and preview carried by a stale-confirmation error."""
-    preview = json.loads(error_text.split("Fresh preview:\n", 1)[1])
-    return preview["confirmation_token"], preview
+def fresh_token(error_text: str) -> tuple[str, int]:
+    """The new confirmation token and the count of matches carried by a stale-confirmation error (no rows)."""
+    found = re.search(r"(\d+) books match now; new confirmation_token: (\S+) ", error_text)
+    assert found, error_text
+    return found.group(2), int(found.group(1))
 
 
 def test_batch_needs_preview_then_the_exact_token(client, safety_root, queued):
     root = safety_root["root"]
-    args = {"priority": 2, "state": "detected", "source_pattern": f"{root}/*.epub"}
+    args = {"priority": 2, "state": "detected", "source_path_pattern": f"{root}/*.epub"}
     preview = client.ok("batch_set_priority", **args)
     assert preview["executed"] is False
     epubs = sorted(i for p, i in queued.items() if p.endswith(".epub"))
@@ -47,20 +49,21 @@ def test_batch_needs_preview_then_the_exact_token(client, safety_root, queued):
     # execute without a token: refused, nothing changed
     assert "confirmation token" in client.error("batch_set_priority", **args, execute=True)
     # a made-up token: refused with a fresh preview
-    assert "Fresh preview" in client.error("batch_set_priority", **args, execute=True, confirmation="0" * 32)
+    assert "new confirmation_token" in client.error("batch_set_priority", **args, execute=True,
+                                                    confirmation="0" * 32)
 
     # the match set changes (one more EPUB under the root): the old token is stale
     added = client.ok("batch_queue_folder", path="later")
     assert added["queued_count"] == 1
     stale = client.error("batch_set_priority", **args, execute=True, confirmation=token)
     assert "changed" in stale and "Next:" in stale
-    new_token, fresh = fresh_token(stale)
-    assert new_token != token and fresh["matched"] == len(epubs) + 1
+    new_token, matched = fresh_token(stale)
+    assert new_token != token and matched == len(epubs) + 1
     for pid in queued.values():
         assert client.ok("get_pipeline_status", pipeline_id=pid)["priority"] == 5
 
     done = client.ok("batch_set_priority", **args, execute=True, confirmation=new_token)
-    assert sorted(done["result"]["applied_ids"]) == sorted(r["id"] for r in fresh["rows"])
+    assert len(done["result"]["applied_ids"]) == matched and set(epubs) < set(done["result"]["applied_ids"])
     for path, pid in queued.items():
         assert client.ok("get_pipeline_status", pipeline_id=pid)["priority"] == (2 if path.endswith(".epub") else 5)
     log = client.ok("get_audit_log", action="BATCH_PRIORITY_CHANGED")
@@ -135,21 +138,31 @@ def test_inputs_are_validated_with_clear_messages(client, queued):
         assert "valid integer" in client.error("get_pipeline_status", pipeline_id=loose), loose
     assert "valid integer" in client.error("set_pipeline_priority", pipeline_id=pid, priority="3")
     assert "technical_tutorial" in client.error("batch_approve", min_confidence=0.9, book_type="cookbook")
-    assert "less than or equal to 1" in client.error("batch_approve", min_confidence=1.5)
+    # the filter's messages are the CLI's (make_filter), whatever the skin
+    assert "min_confidence must be a number between 0 and 1" in client.error("batch_approve", min_confidence=1.5)
+    assert "unknown state 'done'" in client.error("batch_retry", state="done")
+    assert "created_after must be an ISO date" in client.error("list_books", created_after="yesterday")
+    assert "extra" in client.error("batch_retry", source_pattern="*").lower()  # unknown arguments are refused
     assert "reason" in client.error("batch_reject", book_type="literature")
     assert "APPROVED" in client.error("get_audit_log", action="NOPE")
     assert "does not exist" in client.error("process_book", path="no-such-book.epub")
     assert "empty" in client.error("search_library", query="  ")
-    too_many = client.error("batch_set_priority", priority=3, source_pattern="*", max_count=1)
+    too_many = client.error("batch_set_priority", priority=3, source_path_pattern="*", max_count=1)
     assert "more than the maximum of 1" in too_many and "max_count" in too_many
 
 
-def test_no_roots_and_a_database_behind(tmp_path):
-    """Without roots the path tools say how to configure them; an old schema says to run init."""
-    env = server_env(f"sqlite:///{tmp_path / 'old.db'}", roots=None)
+def test_no_roots_a_missing_database_and_one_behind(tmp_path):
+    """Without roots the path tools say how to configure them; a missing database and an old schema each
+    say which they are."""
+    env = server_env(f"sqlite:///{tmp_path / 'missing.db'}", roots=None)
     with mcp_client(env) as c:
         for tool in ("process_book", "batch_queue_folder"):
             assert "AGENTIC_PIPELINE_MCP_ROOTS" in c.error(tool, path=str(tmp_path))
         text = c.error("get_pipeline_status", pipeline_id=1)
-        assert "agentic-pipeline init" in text
-        assert re.search(r"schema", text)
+        assert "there is no database at" in text and "AGENTIC_PIPELINE_DB" in text
+        assert "agentic-pipeline init" in text and "behind" not in text
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).close()  # a database file with no schema: behind every migration
+    with mcp_client(server_env(f"sqlite:///{old}", roots=None)) as c:
+        text = c.error("get_pipeline_status", pipeline_id=1)
+        assert "schema is behind" in text and "agentic-pipeline init" in text and "no database" not in text

@@ -12,7 +12,8 @@ from tests.mcp.client import CLIENT_NAME
 
 ACTOR = f"mcp:{CLIENT_NAME}"
 READ_ONLY = {"get_pipeline_health", "get_stuck_pipelines", "get_pipeline_status", "list_pending_approvals",
-             "get_audit_log", "verify_audit_trail", "get_autonomy_status", "search_library", "list_strategies"}
+             "get_audit_log", "verify_audit_trail", "get_autonomy_status", "search_library", "list_strategies",
+             "show_book", "list_books", "list_rejected_books"}
 DESTRUCTIVE = {"recover_stuck_pipeline", "reject_book", "rollback_book", "batch_reject"}
 
 
@@ -21,6 +22,8 @@ def documented_tools(path) -> set[str]:
     text = path.read_text(encoding="utf-8")
     if path.name == "README.md":
         text = text.split("\n## MCP", 1)[1]
+    else:
+        text = text.split("\n## Tools", 1)[1].split("\n### ", 1)[0]
     return set(re.findall(r"^\| `([a-z_]+)`", text, flags=re.MULTILINE))
 
 
@@ -56,7 +59,8 @@ def books(client, library):
 def test_watching_the_pipeline(client, books):
     health = client.ok("get_pipeline_health", fresh=True)
     assert health["status"] in {"healthy", "warning", "critical"}
-    assert client.ok("get_stuck_pipelines")["stuck"] == []
+    stuck = client.ok("get_stuck_pipelines")
+    assert stuck["count"] == 0 and stuck["rows"] == []
     assert client.ok("get_autonomy_status")["mode"] == "supervised"
     strategies = client.ok("list_strategies")["strategies"]
     assert strategies
@@ -64,7 +68,13 @@ def test_watching_the_pipeline(client, books):
     assert status["state"] == "pending_approval" and status["priority"] == 4
     assert [h["to"] for h in status["history"]][-1] == "pending_approval"
     pending = client.ok("list_pending_approvals")
-    assert {b["id"] for b in pending["pending"]} == set(books.values())
+    assert {b["id"] for b in pending["rows"]} == set(books.values()) and pending["total"] == len(books)
+    listed = client.ok("list_books", state="pending_approval", source_path_pattern="*.epub")
+    assert {b["id"] for b in listed["rows"]} == {books["waste-land.epub"], books["romeo-juliet.epub"]}
+    shown = client.ok("show_book", pipeline_id=books["waste-land.epub"])
+    assert shown["authors"] and shown["classification"]["reasoning"] and shown["validation"]["passed"]
+    edited = client.ok("edit_book", pipeline_id=books["waste-land.md"], title="The Waste Land (Markdown)")
+    assert edited["changed"]["title"]["new"] == "The Waste Land (Markdown)"
 
 
 def test_deciding_one_book_at_a_time(client, books):
@@ -88,7 +98,7 @@ def test_deciding_one_book_at_a_time(client, books):
 
 
 def test_deciding_by_filter(client, books):
-    pending = client.ok("list_pending_approvals")["pending"]
+    pending = client.ok("list_pending_approvals")["rows"]
     expected = {b["id"] for b in pending if b["book_type"] == "literature" and b["confidence"] >= 0.9}
     assert {books["romeo-juliet.epub"], books["waste-land.md"]} <= expected  # the two literary samples
     preview = client.ok("batch_approve", min_confidence=0.9, book_type="literature")
@@ -97,12 +107,14 @@ def test_deciding_by_filter(client, books):
                      confirmation=preview["confirmation_token"])
     assert set(done["result"]["applied_ids"]) == expected
 
-    rest = {b["id"] for b in client.ok("list_pending_approvals")["pending"]}
+    rest = {b["id"] for b in client.ok("list_pending_approvals")["rows"]}
     assert rest == {b["id"] for b in pending} - expected and rest
     args = {"max_confidence": 1.0, "reason": "not wanted in this library"}
     preview = client.ok("batch_reject", **args)
     done = client.ok("batch_reject", **args, execute=True, confirmation=preview["confirmation_token"])
     assert set(done["result"]["applied_ids"]) == rest
+    causes = client.ok("list_rejected_books")
+    assert causes["total"] == len(rest) and causes["causes"][0]["cause"] == "not wanted in this library"
 
     preview = client.ok("batch_retry", state="rejected")
     assert {r["id"] for r in preview["preview"]["rows"]} == rest
@@ -114,7 +126,7 @@ def test_deciding_by_filter(client, books):
 
 
 def test_the_audit_trail_names_the_client(client, books):
-    log = client.ok("get_audit_log", actor="mcp:*", limit=1000)
+    log = client.ok("get_audit_log", actor="mcp:*", limit=100)
     actions = {e["action"] for e in log["entries"]}
     assert {"APPROVED", "REJECTED", "ROLLED_BACK", "PRIORITY_CHANGED", "BATCH_QUEUED", "BATCH_APPROVED",
             "BATCH_REJECTED", "BATCH_RETRIED", "BATCH_PRIORITY_CHANGED", "STUCK_RECOVERED", "RETRIED"} <= actions

@@ -39,8 +39,10 @@ def _validate(limit: int, last_days: float | None, book_id, pipeline_id) -> None
 
 
 def query(app, *, actor: str | None = None, action: str | None = None, book_id: int | None = None,
-          pipeline_id: int | None = None, last_days: float | None = None, limit: int = 100) -> list[dict[str, Any]]:
-    """Audit entries matching every given filter, newest first, at most ``limit``.
+          pipeline_id: int | None = None, last_days: float | None = None, limit: int = 100,
+          before_id: int | None = None) -> list[dict[str, Any]]:
+    """Audit entries matching every given filter, newest first, at most ``limit`` (``before_id``: older
+    than that entry, the next page).
 
     ``actor`` is exact or a glob (``batch:*``, ``human:*``; ``*`` and ``?``), case-sensitive.
     ``action`` is one of ``actions.Action``. ``last_days`` counts back from the app clock.
@@ -51,7 +53,8 @@ def query(app, *, actor: str | None = None, action: str | None = None, book_id: 
     since = app.clock.now() - dt.timedelta(days=last_days) if last_days is not None else None
     with _one_statement(app) as conn:
         return audit_store.query(conn, actor=actor or None, action=validate_action(action) if action else None,
-                                 book_id=book_id, pipeline_id=pipeline_id, since=since, limit=limit)
+                                 book_id=book_id, pipeline_id=pipeline_id, since=since, limit=limit,
+                                 before_id=before_id)
 
 
 @contextlib.contextmanager

@@ -83,6 +83,45 @@ def _list_row(r: dict[str, Any], now) -> dict[str, Any]:
             "error": r["error"], "duplicate_of": r["duplicate_of"]}
 
 
+#: confidence bands (upper bound, label) for breakdowns; the last takes the rest
+CONFIDENCE_BANDS = ((0.5, "<0.5"), (0.7, "0.5-0.7"), (0.9, "0.7-0.9"), (0.95, "0.9-0.95"), (float("inf"), ">=0.95"))
+
+
+def confidence_bands(app, filt: filters.BatchFilter) -> dict[str, int]:
+    """The books matching ``filt`` counted by classification confidence band (``none``: not classified)."""
+    if filt.is_empty and not filt.all:
+        filt = dataclasses.replace(filt, all=True)
+    with app.db.read() as conn:
+        return books_store.confidence_bands(conn, filt, CONFIDENCE_BANDS)
+
+
+_NUMBERS = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+def rejected_causes(app, filt: filters.BatchFilter | None = None, *, examples: int = 5) -> dict[str, Any]:
+    """The rejected books matching ``filt`` grouped by cause, largest group first.
+
+    A cause is the rejection's error with its numbers replaced by ``N`` (so "holds 97% of the words"
+    and "holds 88% of the words" are one cause) and the stage it failed at. Returns
+    ``{"total", "causes": [{"cause", "stage", "count", "example_ids", "example"}]}``.
+    """
+    filt = filt if filt is not None else filters.BatchFilter(all=True)
+    if filt.is_empty and not filt.all:
+        filt = dataclasses.replace(filt, all=True)
+    with app.db.read() as conn:
+        rows = books_store.rejected_errors(conn, filt)
+    groups: dict[tuple[str, str | None], dict[str, Any]] = {}
+    for pid, error, stage in rows:
+        cause = _NUMBERS.sub("N", " ".join((error or "no reason recorded").split()))[:200]
+        group = groups.setdefault((cause, stage), {"cause": cause, "stage": stage, "count": 0, "example_ids": [],
+                                                   "example": error})
+        group["count"] += 1
+        if len(group["example_ids"]) < examples:
+            group["example_ids"].append(pid)
+    causes = sorted(groups.values(), key=lambda g: (-g["count"], g["cause"]))
+    return {"total": len(rows), "causes": causes}
+
+
 # ----------------------------------------------------------------------- show
 def show(app, pipeline_id: int) -> dict[str, Any]:
     """Everything a person needs to decide about one book.

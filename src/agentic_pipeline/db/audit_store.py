@@ -285,7 +285,7 @@ def _glob_is_common(conn: sa.Connection, glob: str) -> bool:
 
 def query_statement(*, actor: str | None = None, action: str | None = None, book_id: int | None = None,
                     pipeline_id: int | None = None, since: dt.datetime | None = None, limit: int = 100,
-                    time_scan: bool = False, dialect: str = "postgresql"):
+                    time_scan: bool = False, dialect: str = "postgresql", before_id: int | None = None):
     """The SELECT behind ``audit``: filters ANDed, newest first (``time_scan``: keep off the actor index)."""
     where = []
     if actor:
@@ -298,6 +298,8 @@ def query_statement(*, actor: str | None = None, action: str | None = None, book
         where.append(audit.c.pipeline_id == pipeline_id)
     if since is not None:
         where.append(audit.c.performed_at >= since)
+    if before_id is not None:  # the next page: entries older than the last one shown
+        where.append(audit.c.id < before_id)
     return (sa.select(*QUERY_COLUMNS).where(*where)
             .order_by(audit.c.performed_at.desc(), audit.c.id.desc()).limit(limit))
 

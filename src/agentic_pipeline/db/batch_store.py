@@ -73,8 +73,8 @@ def where(f, dialect: str, eligible: Iterable[State] | None = None) -> list[sa.C
         conds.append(pp.c.created_at < f.created_before)
     if f.created_after is not None:
         conds.append(pp.c.created_at >= f.created_after)
-    if f.source_pattern is not None:
-        conds.append(glob_condition(pp.c.source_path, f.source_pattern, dialect))
+    if f.source_path_pattern is not None:
+        conds.append(glob_condition(pp.c.source_path, f.source_path_pattern, dialect))
     if eligible is not None:
         conds.append(pp.c.state.in_(sorted(State(s).value for s in eligible)))
     return conds

@@ -9,7 +9,7 @@ Human type labels (``book_labels``) are appended, never updated.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Sequence
 
 import sqlalchemy as sa
 
@@ -115,3 +115,21 @@ def labels(conn: sa.Connection, *, since_id: int = 0, limit: int = 1000) -> list
     rows = conn.execute(sa.select(book_labels).where(book_labels.c.id > since_id)
                         .order_by(book_labels.c.id).limit(limit))
     return [dict(r._mapping) for r in rows]
+
+
+def confidence_bands(conn: sa.Connection, f, bands: Sequence[tuple[float, str]]) -> dict[str, int]:
+    """The filtered set counted by confidence band: ``bands`` is ((upper bound, label), ...), ascending;
+    the last label takes the rest, ``none`` the unclassified (one GROUP BY)."""
+    conf = pp.c.confidence
+    band = sa.case((conf.is_(None), "none"), *[(conf < upper, label) for upper, label in bands[:-1]],
+                   else_=bands[-1][1]).label("band")
+    rows = conn.execute(sa.select(band, sa.func.count()).where(*batch_store.where(f, conn.dialect.name))
+                        .group_by(band)).all()
+    return {label: n for label, n in rows}
+
+
+def rejected_errors(conn: sa.Connection, f) -> list[tuple[int, str | None, str | None]]:
+    """(id, error, error_stage) of every rejected pipeline matching ``f``, by id (for grouping by cause)."""
+    rejected = sa.and_(*batch_store.where(f, conn.dialect.name), pp.c.state == "rejected")
+    return [tuple(r) for r in conn.execute(sa.select(pp.c.id, pp.c.error, pp.c.error_stage)
+                                           .where(rejected).order_by(pp.c.id))]

@@ -29,6 +29,10 @@ CLI_TO_MCP: dict[str, tuple[str, ...]] = {
     "health": ("get_pipeline_health",),
     "stuck": ("get_stuck_pipelines", "recover_stuck_pipeline"),
     "audit": ("get_audit_log", "verify_audit_trail"),
+    # list_rejected_books is `books --state rejected` summarised by cause
+    "books": ("list_books", "list_rejected_books"),
+    "show": ("show_book",),
+    "edit": ("edit_book",),
 }
 
 #: CLI commands an assistant intentionally does not get, and why
@@ -43,11 +47,6 @@ CLI_ONLY: dict[str, str] = {
                "run it from a shell, where its progress is visible",
     "escape-hatch": "the emergency stop for automatic approvals belongs to the person operating the "
                     "pipeline; assistants read the policy with get_autonomy_status",
-    # i18: the operations exist (books.operations); their MCP tools come with issue 13, which moves these
-    # three into CLI_TO_MCP
-    "books": "its MCP tool (books.operations.list_books) is added by issue 13's MCP reads",
-    "show": "its MCP tool (books.operations.show) is added by issue 13's MCP reads",
-    "edit": "its MCP tool (books.operations.edit) is added by issue 13",
 }
 
 #: MCP tools with no CLI command of their own, and why

@@ -18,42 +18,66 @@ execute_option = click.option("--execute", is_flag=True, help="Apply the change 
 
 def criteria_options(f):
     """The filter's criteria (``books`` takes these; batch commands add --max-count and --all)."""
-    for option in reversed(_CRITERIA_OPTIONS):
+    for option in reversed(_options(filters_spec().FIELDS)):
         f = option(f)
     return f
 
 
 def filter_options(f):
     """The one filter every batch command takes."""
-    options = _CRITERIA_OPTIONS + _LIMIT_OPTIONS
-    for option in reversed(options):
+    spec = filters_spec()
+    for option in reversed(_options(spec.FIELDS + spec.LIMITS)):
         f = option(f)
     return f
 
 
-_CRITERIA_OPTIONS = [
-    click.option("--book-type", metavar="TYPE", help="Only books classified as TYPE (e.g. technical_tutorial)."),
-    click.option("--min-confidence", metavar="X", help="Only books with classification confidence >= X (0..1)."),
-    click.option("--max-confidence", metavar="X", help="Only books with classification confidence <= X (0..1)."),
-    click.option("--state", metavar="STATE", help="Only books in STATE (e.g. pending_approval, failed)."),
-    click.option("--created-after", metavar="DATE", help="Only books queued at or after DATE (ISO, UTC if no zone)."),
-    click.option("--created-before", metavar="DATE", help="Only books queued before DATE (ISO, UTC if no zone)."),
-    click.option("--source-pattern", metavar="GLOB",
-                 help="Only books whose source path matches GLOB (* any characters incl. /, ? one; case-sensitive)."),
-]
-_LIMIT_OPTIONS = [
-    click.option("--max-count", type=int, metavar="N",
-                 help="Refuse (change nothing) when more than N books match. [default: 50, setting batch_max_count]"),
-    click.option("--all", "all_", is_flag=True, help="Allow an empty filter to match every eligible book."),
-]
+def filters_spec():
+    from agentic_pipeline.batch import filters
+
+    return filters
 
 
-def _filter(kw: dict):
-    from agentic_pipeline.batch.filters import make_filter
+def _options(fields) -> list:
+    """Click options generated from ``batch.filters.FIELDS``/``LIMITS``: the design's name, then hidden old spellings.
 
-    names = ("book_type", "min_confidence", "max_confidence", "state", "created_after", "created_before",
-             "source_pattern", "max_count")
-    return make_filter(**{n: kw.pop(n) for n in names}, all=kw.pop("all_"))
+    Values reach ``make_filter`` as typed (no click types), so its validation and messages are the
+    ones every skin shows.
+    """
+    out = []
+    for field in fields:
+        if field.schema.get("type") == "boolean":
+            out.append(click.option(field.option, f"{field.name}_", is_flag=True, help=field.help))
+            continue
+        help_text = field.help
+        if "enum" in field.schema:
+            help_text += " One of: " + ", ".join(field.schema["enum"]) + "."
+        out.append(click.option(field.option, field.name, metavar=field.metavar, help=help_text))
+        for alias in field.aliases:
+            out.append(click.option(alias, f"{field.name}__{alias.strip('-').replace('-', '_')}", hidden=True,
+                                    metavar=field.metavar, help=f"Old spelling of {field.option}."))
+    return out
+
+
+def pop_filter(kw: dict, *, limits: bool = True):
+    """The validated filter from the options in ``kw`` (removed from it): aliases merged, relative input resolved."""
+    import datetime as dt
+    import os
+
+    from agentic_pipeline import errors
+
+    spec = filters_spec()
+    values = {}
+    for field in spec.FIELDS + (spec.LIMITS if limits else ()):
+        key = f"{field.name}_" if field.schema.get("type") == "boolean" else field.name
+        value = kw.pop(key, None)
+        for alias in field.aliases:
+            old = kw.pop(f"{field.name}__{alias.strip('-').replace('-', '_')}", None)
+            if old is not None:
+                if value is not None and value != old:
+                    raise errors.InputError(f"{alias} is the old spelling of {field.option}: give one of them")
+                value = old
+        values[field.name] = value
+    return spec.make_filter(**values, now=dt.datetime.now(dt.timezone.utc), base=os.getcwd())
 
 
 def batch_command(name: str):
@@ -67,7 +91,7 @@ def batch_command(name: str):
         @click.pass_obj
         @functools.wraps(fn)
         def command(obj, execute: bool, actor: str, as_json: bool, **kw):
-            filt = _filter(kw)
+            filt = pop_filter(kw)
             result = fn(obj.app(), filt, execute=execute, actor=actor, **kw)
             emit(result, as_json, _render)
         return command
@@ -197,7 +221,9 @@ def _render(data) -> None:
     out, plan = console(), data["plan"]
     out.print(f"[bold]{plan['matched']}[/] books match (filter {plan['filter']['filter_id']}, max {plan['max_count']})")
     if set(plan["filter"]) <= {"filter_id", "max_count"}:
-        out.print("An empty filter matches nothing: give a filter option, or --all to act on every eligible book.")
+        from agentic_pipeline.batch.filters import EMPTY_FILTER
+
+        out.print(EMPTY_FILTER[0].upper() + EMPTY_FILTER[1:] + " (options above: --help).")
     if plan["rows"]:
         table = Table("id", "title", "type", "confidence", "state", "age", box=None)
         for r in plan["rows"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from agentic_pipeline.interfaces.cli import render
-from agentic_pipeline.interfaces.cli.batch import criteria_options
+from agentic_pipeline.interfaces.cli.batch import criteria_options, pop_filter
 from agentic_pipeline.interfaces.cli.context import ID, actor_option, emit, json_option
 
 
@@ -29,12 +29,11 @@ def books_cmd(obj, sort, limit, after, show_all, as_json, **criteria) -> None:
     Examples:
       agentic-pipeline books --state rejected
       agentic-pipeline books --state complete --sort -updated --limit 20
-      agentic-pipeline books --source-pattern '*/Downloads/*' --json
+      agentic-pipeline books --source-path-pattern '*/Downloads/*' --json
     """
-    from agentic_pipeline.batch.filters import make_filter
     from agentic_pipeline.books import operations
 
-    filt = make_filter(**criteria)
+    filt = pop_filter(criteria, limits=False)
     if limit is None:
         limit = operations.MAX_LIMIT if show_all else (operations.DEFAULT_LIMIT if as_json or not render.is_tty()
                                                         else render.screen_rows(reserved=8))

@@ -94,13 +94,16 @@ def retry_cmd(obj, pipeline_id, actor: str, as_json: bool) -> None:
 
 
 @click.command("pending")
-@click.option("--type", "book_type", help="Only books of this type.")
+@click.option("--book-type", "book_type", metavar="TYPE", help="Only books of this type.")
+@click.option("--type", "old_type", hidden=True, help="Old spelling of --book-type.")
 @click.option("--limit", type=click.IntRange(1), help="At most this many.")
 @json_option
 @click.pass_obj
-def pending_cmd(obj, book_type, limit, as_json: bool) -> None:
+def pending_cmd(obj, book_type, old_type, limit, as_json: bool) -> None:
     """List books waiting for approval: id, title, type, confidence, age, validation."""
     from agentic_pipeline.approval import operations
+
+    book_type = book_type or old_type
 
     emit(operations.list_pending(obj.app(), limit=limit, book_type=book_type), as_json, _render_pending)
 

@@ -24,6 +24,8 @@ from agentic_pipeline.orchestrator import queueing
 
 #: what the model should do next, by error class (the first matching class wins)
 NEXT_STEP: tuple[tuple[type[errors.PipelineError], str], ...] = (
+    (errors.NoDatabase, "there is no database there: ask the user to check AGENTIC_PIPELINE_DB in the MCP client's "
+                        "configuration (the workers' database), or to create it with `agentic-pipeline init`"),
     (errors.SchemaBehind, "the database schema is behind: ask the user to run `agentic-pipeline init`, then retry"),
     (errors.PathNotAllowed, "use a path inside an allowed root, or tell the user"),
     (errors.InputError, "fix the argument and call the tool again"),
@@ -71,8 +73,20 @@ Execute = Annotated[bool, Field(description=(
     "requires the confirmation token from the preview."))]
 Confirmation = Annotated[str | None, Field(max_length=64, description=(
     "The confirmation_token returned by the preview (execute=false) of this exact same call."))]
-SourcePattern = Annotated[str | None, Field(min_length=1, max_length=500, description=(
-    "Glob over the book's full source path: * any characters (including /), ? one character."))]
+def FilterArg(name: str) -> Any:  # noqa: N802 - used as a type
+    """The argument type of the batch filter's field ``name``: its JSON schema, the value passed to make_filter as is."""
+    from pydantic import WithJsonSchema
+
+    from agentic_pipeline.batch.filters import FIELDS, LIMITS
+
+    field = next(f for f in FIELDS + LIMITS if f.name == name)
+    return Annotated[Any, WithJsonSchema(field.json_schema())]
+
+
+RowLimit = Annotated[int, Field(ge=1, le=100, strict=True, description=(
+    "How many rows to show (1-100, default 20); the summary always covers every match."))]
+After = Annotated[int | None, Field(ge=0, le=MAX_ID, strict=True, description=(
+    "Show the rows after this pipeline id: the next_after of the previous page."))]
 
 
 @dataclasses.dataclass
@@ -100,10 +114,9 @@ def error_text(exc: errors.PipelineError) -> str:
     # the MCP step replaces the error's own hint, which may name CLI commands the model cannot run
     text = f"{exc.message}. Next: {step}." if step else str(exc)
     preview = exc.data.get("preview") if isinstance(exc.data, dict) else None
-    if preview is not None:
-        import pydantic_core
-
-        text += "\nFresh preview:\n" + pydantic_core.to_json(preview).decode()
+    if preview is not None:  # the new token, not the rows: a preview call shows them, a page at a time
+        text += (f"\n{preview.get('matched')} books match now; new confirmation_token: "
+                 f"{preview.get('confirmation_token')} (call with execute=false to see them first).")
     return text
 
 

@@ -35,8 +35,33 @@ def create_server(settings: config.Settings | None = None):
     server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=__version__, log_level="WARNING",
                        lifespan=_lifespan(settings))
     for spec in tool_specs():
-        server.add_tool(spec.fn, name=spec.fn.__name__, annotations=spec.annotations, structured_output=True)
+        server.add_tool(spec.fn, name=spec.fn.__name__, annotations=spec.annotations, structured_output=True,
+                        description=describe(spec.fn))
+        refuse_unknown_arguments(server._tool_manager.get_tool(spec.fn.__name__))
     return server
+
+
+def describe(fn) -> str:
+    """The tool's docstring, ending with the bound on its answer (``answers.MAX_BYTES``)."""
+    import inspect
+
+    from agentic_pipeline.interfaces.mcp import answers
+
+    doc = inspect.cleandoc(fn.__doc__ or "")
+    return doc if answers.BOUND in doc else f"{doc}\n\n{answers.BOUND}."
+
+
+def refuse_unknown_arguments(tool) -> None:
+    """An argument the tool does not have is an error, not ignored: a mistyped filter field (say
+    ``source_pattern``) must not widen a batch to every book. The schema says so too
+    (``additionalProperties: false``)."""
+    from pydantic import ConfigDict
+
+    base = tool.fn_metadata.arg_model
+    strict = type(base.__name__, (base,), {"model_config": ConfigDict(**base.model_config, extra="forbid"),
+                                           "__module__": base.__module__})
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
 
 
 def tool_specs() -> list[ToolSpec]:

@@ -49,7 +49,7 @@ def back(url: str, message: str | None = None) -> RedirectResponse:
 
 
 FILTER_FIELDS = ("book_type", "min_confidence", "max_confidence", "created_after", "created_before",
-                 "source_pattern", "max_count")
+                 "source_path_pattern", "max_count")
 
 
 def filter_values(params) -> dict[str, str]:
