@@ -74,3 +74,76 @@ def test_a_database_error_during_a_stage_costs_the_book_no_attempt(sqlite_url, t
     assert (p.row.get("retry_count") or 0) == 0
     assert "needs_retry" not in [h["to_state"] for h in app.pipelines.history(pid)]
     app.close()
+
+
+def _cut_connections(dbname: str) -> int:
+    with psycopg.connect(pg.ADMIN_URL, autocommit=True) as admin:
+        return admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchone()[0]
+
+
+@pytest.mark.pg
+def test_a_worker_stopped_after_its_connections_were_cut_exits_without_noise(pg_databases):
+    """SIGTERM right after the server cut every connection: the worker still marks itself stopped, says nothing."""
+    import signal
+
+    from tests.orchestrator.helpers import start_worker
+
+    pg.require_server()
+    url = pg_databases.fresh()
+    app = open_app(url)
+    proc = start_worker(url)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            alive = [w for w in _workers(app) if w["stopped_at"] is None]
+            if alive:
+                break
+            time.sleep(0.05)
+        assert alive, "the worker never registered"
+        app.db.dispose()
+        assert _cut_connections(sa.engine.make_url(url).database) >= 1
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "could not mark itself stopped" not in err and "Pipeline" not in err and "Traceback" not in err, err
+    assert [w["stopped_at"] is not None for w in _workers(app)] == [True]
+    app.close()
+
+
+def _workers(app) -> list[dict]:
+    from agentic_pipeline.db.schema import workers
+
+    with app.db.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(sa.select(workers))]
+
+
+@pytest.mark.pg
+def test_psycopg_lost_pipeline_warning_is_not_logged_but_the_error_is_raised(pg_databases, caplog):
+    """psycopg's "error ignored terminating <psycopg.Pipeline [BAD]>" repeated the error the caller gets anyway."""
+    import logging
+
+    from agentic_pipeline import errors
+    from agentic_pipeline.db.engine import Database
+
+    pg.require_server()
+    url = pg_databases.fresh()
+    db = Database(url.replace("postgresql://", "postgresql+psycopg://"))
+    caplog.set_level(logging.WARNING)
+    try:
+        with pytest.raises(errors.StoreError, match="database error"):
+            with db.write() as conn:
+                raw = conn.connection.driver_connection
+                _cut_connections(sa.engine.make_url(url).database)
+                try:
+                    raw.cursor().executemany("SELECT %s", [(1,), (2,)])  # psycopg runs it as a pipeline
+                except psycopg.OperationalError as exc:
+                    raise sa.exc.OperationalError("executemany", {}, exc) from exc
+    finally:
+        db.dispose()
+    assert "error ignored terminating" not in caplog.text
+    logging.getLogger("psycopg").warning("another psycopg warning")  # only that one message is dropped
+    assert "another psycopg warning" in caplog.text

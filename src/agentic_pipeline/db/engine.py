@@ -9,6 +9,7 @@ row locks (``FOR UPDATE SKIP LOCKED``) and advisory locks where a decision must 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from pathlib import Path
 from typing import Iterator
@@ -193,3 +194,20 @@ def translate_errors() -> Iterator[None]:
 
 def _first_line(exc: sa.exc.DBAPIError) -> str:
     return str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
+
+
+# --- driver log noise (issue 17) -------------------------------------------------------------------
+class _LostPipelineNoise(logging.Filter):
+    """Drop psycopg's "error ignored terminating <psycopg.Pipeline [BAD]>" warning.
+
+    psycopg logs it when a pipeline (its ``executemany``) is closed on a connection the server
+    terminated; the error that ended the pipeline is raised all the same and becomes the one
+    ``StoreError`` line the caller logs, so the warning only repeated it, with an object address.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+LOST_PIPELINE_NOISE = _LostPipelineNoise()
+logging.getLogger("psycopg").addFilter(LOST_PIPELINE_NOISE)

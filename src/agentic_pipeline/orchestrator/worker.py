@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from agentic_pipeline import errors
 from agentic_pipeline.db import workers_store
@@ -101,7 +101,7 @@ class Worker:
                 except errors.StoreError as exc:  # the database is away (restart, lock timeout): wait, retry
                     failures += 1
                     pause = min(STORE_RETRY_MAX_SECONDS, self.options.poll_seconds * 2 ** min(failures, 10))
-                    log.warning("worker %s: database error (%s); retrying in %.1f s", self.id, exc, pause)
+                    log.warning("worker %s: %s; retrying in %.1f s", self.id, _as_database_error(exc), pause)
                     self.stopping.wait(pause)
         except process.Aborted:
             pass
@@ -109,14 +109,17 @@ class Worker:
             self._release_current()
             self.beat.close()
             try:
-                with app.db.write() as conn:
-                    workers_store.stop(conn, self.id, now=app.clock.now())
+                once_more(lambda: self._mark_stopped())
             except errors.StoreError as exc:  # a stop must not fail on the database: the row ages out instead
                 log.warning("worker %s: could not mark itself stopped (%s); it will read as gone once its "
                             "last_seen is older than the lease", self.id, exc)
             if self.options.maintenance:
                 self._refresh_health()
         return EXIT_ABORTED if self.aborting.is_set() else 0
+
+    def _mark_stopped(self) -> None:
+        with self.app.db.write() as conn:
+            workers_store.stop(conn, self.id, now=self.app.clock.now())
 
     def work_one(self) -> bool:
         """Claim one book (claim, stage entry and the worker row in one commit) and drive it; False when idle."""
@@ -146,10 +149,14 @@ class Worker:
         if self.current is None:
             return
         pid, self.current = self.current, None
-        try:
+
+        def release() -> None:
             with process.progress(self.app) as conn:
                 self.app.pipelines.release(pid, self.id, conn=conn)
                 workers_store.touch(conn, self.id, now=self.app.clock.now(), current=None)
+
+        try:
+            once_more(release)
         except errors.StoreError as exc:
             log.warning("could not release pipeline %s: %s (its lease will expire)", pid, exc)
 
@@ -168,9 +175,28 @@ class Worker:
         try:
             fn = maintenance.load_task("agentic_pipeline.health.tasks:refresh_health")
             if fn is not None:
-                fn(self.app)
+                once_more(lambda: fn(self.app))
         except Exception as exc:  # noqa: BLE001 - exiting must not fail on a report
             log.warning("could not refresh the health report on exit: %s", exc)
+
+
+def _as_database_error(exc: errors.StoreError) -> str:
+    """The error's text, said once to be about the database ("database error: ..." is not repeated)."""
+    text = str(exc)
+    return text if text.startswith("database") else f"database error: {text}"
+
+
+def once_more(step: Callable[[], object]) -> None:
+    """Run ``step``; after a ``StoreError``, once more (a second ``StoreError`` propagates).
+
+    For a worker's last writes: when the server terminated its connection (a restart, an operator's
+    ``pg_terminate_backend``), the first statement on the dead pooled connection fails and the pool
+    drops it; the retry runs on a fresh one, so the exit needs no warning at all.
+    """
+    try:
+        step()
+    except errors.StoreError:
+        step()
 
 
 def move_processed(app, p, folder: Path) -> str | None:
