@@ -7,6 +7,8 @@ import shutil
 import signal
 import time
 
+import pytest
+
 from agentic_pipeline.orchestrator import queueing
 from tests.conftest import open_app
 from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, library_counts, run_cli, start_worker,
@@ -32,6 +34,7 @@ def prepare(db_url, folder):
     return app
 
 
+@pytest.mark.slow  # dozens of SIGKILLs, each followed by a worker start-up
 def test_sigkilled_workers_lose_nothing(tmp_path, sqlite_template):
     folder = tmp_path / "books"
     make_folder(folder)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from agentic_pipeline.clock import utcnow
 from agentic_pipeline.interfaces.cli import cli
 from tests.conftest import open_app
 
@@ -45,7 +46,8 @@ def test_cli_stuck_recover_and_reset(sqlite_url, clock):
     from agentic_pipeline.pipeline.states import State as S
 
     app.pipelines.transition(pid, S.HASHING, expect=S.DETECTED, actor="system:worker", owner="w1")
-    time.sleep(1.2)  # the CLI uses the real clock: let the 1 s lease run out
+    # the CLI uses the real clock, and the fake one stands in the past (2026-01-01): the lease has run out
+    assert app.pipelines.get(pid).lease_expires_at < utcnow()
     listing = run_cli(sqlite_url, "stuck", "--json")
     assert json.loads(listing.output)["stuck"][0]["reason"] == "orphaned"
     recovered = run_cli(sqlite_url, "stuck", "--recover", "--json")
@@ -86,10 +88,16 @@ def test_health_watch_json_prints_one_report_per_line_and_serve_refuses_bad_addr
     exe = str(Path(sys.executable).parent / "agentic-pipeline")
     proc = subprocess.Popen([exe, "--db", sqlite_url, "health", "--watch", "--json", "--interval", "0.2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.0)
+    lines, deadline = [], time.monotonic() + 30
+    while len(lines) < 2 and time.monotonic() < deadline:  # two reports (the first and one refresh), then stop
+        if select.select([proc.stdout], [], [], 0.5)[0]:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
-    reports = [json.loads(line) for line in out.splitlines()]
+    reports = [json.loads(line) for line in "".join(lines + [out]).splitlines()]
     assert len(reports) >= 2 and all(r["status"] == "healthy" for r in reports), (out, err)
     bad = run_cli(sqlite_url, "serve", "--port", "70000")
     assert bad.exit_code == 2 and "not in the range" in bad.output

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from agentic_pipeline.db import schema
@@ -17,7 +17,7 @@ from agentic_pipeline.orchestrator import process, queueing
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
 from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, library_counts, run_cli, stage_runs, start_worker,
-                                        wait_for_state, worker_env)
+                                        wait_for_state, wait_until, worker_env)
 
 BOOK = SAMPLES / "waste-land.md"
 LEASE = 2
@@ -54,6 +54,7 @@ def _undisturbed(tmp_path) -> dict:
         ref.close()
 
 
+@pytest.mark.slow  # waits out a real lease twice and runs three worker processes: ~10 s
 def test_sigkilled_worker_is_orphaned_recovered_and_completed_by_a_new_worker(sqlite_url, tmp_path):
     app = open_app(sqlite_url, lease_seconds=LEASE, heartbeat_seconds=1)
     try:
@@ -62,9 +63,10 @@ def test_sigkilled_worker_is_orphaned_recovered_and_completed_by_a_new_worker(sq
                          AGENTIC_PIPELINE_LEASE_SECONDS=str(LEASE), AGENTIC_PIPELINE_HEARTBEAT_SECONDS="1")
         proc = start_worker(sqlite_url, env=env)
         wait_for_state(app, pid, State.PROCESSING)
-        dead = app.pipelines.get(pid).lease_owner
+        dead, first_expiry = app.pipelines.get(pid).lease_owner, app.pipelines.get(pid).lease_expires_at
         assert dead is not None
-        time.sleep(2.5)  # the heartbeat is alive: the lease is being extended past its first expiry
+        # the heartbeat is alive: the lease is extended before it runs out
+        wait_until(lambda: app.pipelines.get(pid).lease_expires_at > first_expiry, 10, "the heartbeat to extend the lease")
         assert app.pipelines.get(pid).lease_expires_at > app.clock.now()
         stage_children = _children(proc.pid)
         proc.send_signal(signal.SIGKILL)  # nothing extends the lease any more
@@ -74,7 +76,8 @@ def test_sigkilled_worker_is_orphaned_recovered_and_completed_by_a_new_worker(sq
         proc.stdout.close()
         proc.stderr.close()
 
-        time.sleep(LEASE + 0.5)  # past the lease
+        expiry = app.pipelines.get(pid).lease_expires_at
+        wait_until(lambda: app.clock.now() > expiry, LEASE + 10, "the lease to run out")
         report = monitor.get_health(app, fresh=True)
         assert [(s["id"], s["reason"]) for s in report["stuck"]] == [(pid, "orphaned")]
         assert report["orphaned"] == 1 and report["active"] == 0

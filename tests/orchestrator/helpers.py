@@ -102,6 +102,23 @@ def states_by_path(app) -> dict[str, str]:
         return {Path(p).name: s for p, s in conn.execute(sa.select(pp.c.source_path, pp.c.state))}
 
 
+def wait_until(predicate, timeout: float, what: str, poll: float = 0.05):
+    """Poll ``predicate`` until it returns something true (returned) or ``timeout`` seconds pass (AssertionError).
+
+    What the tests use instead of a fixed sleep: they wait for the condition itself, never longer.
+    """
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(poll)
+
+
 def wait_for_state(app, pid: int, state, timeout: float = 30.0) -> None:
     """Poll until pipeline ``pid`` is in ``state`` (a worker subprocess drives it); AssertionError on timeout."""
     import time

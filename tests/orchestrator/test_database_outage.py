@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import psycopg
 import pytest
@@ -13,7 +12,7 @@ from agentic_pipeline.orchestrator import queueing, worker
 from agentic_pipeline.pipeline.states import State
 from tests import pg
 from tests.conftest import open_app
-from tests.orchestrator.helpers import write_text_books
+from tests.orchestrator.helpers import wait_until, write_text_books
 
 
 @pytest.mark.pg
@@ -27,7 +26,8 @@ def test_worker_survives_killed_connections(pg_databases, tmp_path):
     thread = threading.Thread(target=w.run, daemon=True)
     thread.start()
     try:
-        time.sleep(0.5)  # the worker is polling an empty queue on pooled connections
+        # the worker is polling an empty queue on pooled connections
+        wait_until(lambda: _workers(app), 30, "the worker to register")
         with psycopg.connect(pg.ADMIN_URL, autocommit=True) as admin:
             killed = admin.execute(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
@@ -36,10 +36,7 @@ def test_worker_survives_killed_connections(pg_databases, tmp_path):
         app.db.dispose()  # this test's own pooled connections were cut too
         book = write_text_books(tmp_path / "books", 1)[0]
         pid = queueing.queue_file(app, book, actor="human:test")["id"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and app.pipelines.get(pid).state is not State.PENDING_APPROVAL:
-            time.sleep(0.1)
-        assert app.pipelines.get(pid).state is State.PENDING_APPROVAL
+        wait_until(lambda: app.pipelines.get(pid).state is State.PENDING_APPROVAL, 60, "the book to be processed")
         assert thread.is_alive(), "the worker died with its connections"
     finally:
         w.request_stop()
@@ -94,13 +91,7 @@ def test_a_worker_stopped_after_its_connections_were_cut_exits_without_noise(pg_
     app = open_app(url)
     proc = start_worker(url)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            alive = [w for w in _workers(app) if w["stopped_at"] is None]
-            if alive:
-                break
-            time.sleep(0.05)
-        assert alive, "the worker never registered"
+        wait_until(lambda: [w for w in _workers(app) if w["stopped_at"] is None], 60, "the worker to register")
         app.db.dispose()
         assert _cut_connections(sa.engine.make_url(url).database) >= 1
         proc.send_signal(signal.SIGTERM)

@@ -9,15 +9,16 @@ import time
 
 import pytest
 
-from agentic_pipeline.orchestrator import queueing
+from agentic_pipeline.orchestrator import queueing, worker
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
 from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, run_cli, stage_runs, start_worker, wait_for_state,
-                                        worker_env, write_text_books)
+                                        wait_until, worker_env, write_text_books)
 
 STAGES = ("hashing", "classifying", "selecting_strategy", "processing", "validating")
 
 
+@pytest.mark.slow  # 200 books through 4 worker processes: ~25 s per engine when the machine is idle
 def test_four_worker_processes_process_each_book_exactly_once(db_url, tmp_path):
     app = open_app(db_url)
     try:
@@ -54,13 +55,15 @@ def test_sigterm_during_processing_leaves_the_book_claimable_at_once(sqlite_url,
         proc = start_worker(sqlite_url, env=env, own_group=group)
         wait_for_state(app, pid, State.PROCESSING)
         assert app.pipelines.get(pid).lease_owner is not None
-        time.sleep(0.3)  # the stage child is running
-        for _ in range(signals):
-            if group:
+        wait_until(lambda: len(_processes_with(sqlite_url)) >= 2, 10, "the stage child")  # the worker and its stage
+        first = time.monotonic()
+        for n in range(signals):
+            if n and not group:  # a second signal is a new request (abort) only SAME_STOP_SECONDS after the first
+                time.sleep(max(0.0, first + worker.SAME_STOP_SECONDS + 0.1 - time.monotonic()))
+            if group:  # both copies at once, as systemd's stop and the supervisor's forward arrive
                 os.killpg(proc.pid, signal.SIGTERM)
             else:
                 proc.send_signal(signal.SIGTERM)
-            time.sleep(0.2 if group else 1.2)
         assert proc.wait(timeout=20) == code, proc.stderr.read()
         p = app.pipelines.get(pid)
         assert p.lease_owner is None and p.state in (State.PROCESSING, State.VALIDATING)
