@@ -43,9 +43,16 @@ def server_available() -> str | None:
         return f"PostgreSQL not reachable at {ADMIN_URL}: {exc}"
 
 
+_answered = False  # the server answered once in this process: asking again per test only costs a connection
+
+
 def require_server() -> None:
+    global _answered
+    if _answered:
+        return
     reason = server_available()
     if reason is None:
+        _answered = True
         return
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"CI=true and {reason}", pytrace=False)

@@ -95,7 +95,8 @@ def _walk(root: Path, recursive: bool, report) -> Iterator[tuple[Path, str]]:
         return
 
     def on_error(exc: OSError) -> None:
-        report["unreadable"].append({"path": exc.filename, "reason": exc.strerror or str(exc)})
+        reason = queueing.path_problem(exc.filename) if exc.filename else None  # "path too long: ..." over Errno 36
+        report["unreadable"].append({"path": exc.filename, "reason": reason or exc.strerror or str(exc)})
     for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
         # a folder named like a book ("Title.epub/", an unpacked EPUB) holds the parts of one book, not books
         dirnames[:] = sorted(d for d in dirnames if Path(d).suffix.lower() not in SUPPORTED_SUFFIXES)
