@@ -30,14 +30,14 @@ def test_switching_models_then_reembed(db_url):
         with pytest.raises(errors.NotFound):  # the dry run says so too, instead of totalling every book
             reembed.plan(app, book_id=book_id + 99)
         # before re-embedding, search still works by full text and never mixes vector spaces
-        assert search.search(app, "cruellest month")[0]["book_id"] == book_id
+        assert search.search(app, "cruellest month")[0]["library_book_id"] == book_id
         done = reembed.reembed(app)
         assert done == {"model": app.embedder.name, "books": 1, "chunks_embedded": n}
         assert _models(app) == {app.embedder.name: n}
         assert reembed.plan(app)["chunks"] == 0
         assert reembed.reembed(app)["chunks_embedded"] == 0  # idempotent
         hits = search.search(app, "the drowned Phoenician sailor")
-        assert hits and hits[0]["book_id"] == book_id
+        assert hits and hits[0]["library_book_id"] == book_id
         with pytest.raises(errors.NotFound):
             reembed.reembed(app, book_id=book_id + 99)
 

@@ -50,7 +50,7 @@ def test_finds_the_passage_by_its_words(app):
     results = search.search(app, "April is the cruellest month", limit=5)
     assert results, "nothing found"
     top = results[0]
-    assert top["book_id"] == book_id
+    assert top["library_book_id"] == book_id
     assert "cruellest" in top["snippet"].lower()
     assert top["full_text_match"]
     assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
@@ -63,8 +63,8 @@ def test_only_completed_books_are_searchable(app):
 
 def test_book_filter_and_limits(app):
     wl = _library_book(app, "waste-land.epub")
-    assert search.search(app, "the river", book_id=wl) and search.search(app, "the", book_id=wl)[0]["book_id"] == wl
-    with pytest.raises(errors.NotFound, match=f"no searchable book with id {wl + 1000}"):
+    assert search.search(app, "the river", book_id=wl) and search.search(app, "the", book_id=wl)[0]["library_book_id"] == wl
+    with pytest.raises(errors.NotFound, match=f"library book {wl + 1000} is not a searchable book"):
         search.search(app, "the", book_id=wl + 1000)
     assert len(search.search(app, "the river", limit=3)) <= 3
     with pytest.raises(errors.InputError):

@@ -62,6 +62,19 @@ def book_for_pipeline(conn: sa.Connection, pipeline_id: int) -> dict[str, Any] |
     return dict(row._mapping) if row else None
 
 
+def book_id_of(conn: sa.Connection, pipeline_id: int) -> int | None:
+    """The library row id of the pipeline's book (None when it has none)."""
+    return conn.execute(sa.select(books.c.id).where(books.c.pipeline_id == pipeline_id)).scalar()
+
+
+def pipeline_ids_of(conn: sa.Connection, book_ids: Sequence[int]) -> dict[int, int | None]:
+    """Library row id -> the pipeline id of its book."""
+    if not book_ids:
+        return {}
+    rows = conn.execute(sa.select(books.c.id, books.c.pipeline_id).where(books.c.id.in_(list(book_ids))))
+    return {r.id: r.pipeline_id for r in rows}
+
+
 def load_chapters(conn: sa.Connection, book_id: int) -> list[dict[str, Any]]:
     rows = conn.execute(sa.select(chapters.c.chapter_index, chapters.c.title, chapters.c.text)
                         .where(chapters.c.book_id == book_id).order_by(chapters.c.chapter_index))

@@ -17,31 +17,40 @@ from agentic_pipeline.db import library_store, search_store
 BATCH = 256
 
 
-def plan(app, *, book_id: int | None = None) -> dict[str, Any]:
-    """Which completed books (or the one ``book_id``) lack vectors for the current model, and how many chunks.
+def plan(app, *, pipeline_id: int | None = None, book_id: int | None = None) -> dict[str, Any]:
+    """Which completed books (or the one of ``pipeline_id``) lack vectors for the current model, and how many chunks.
 
-    ``NotFound`` when ``book_id`` is not a completed book.
+    ``NotFound`` when the pipeline has no completed book. ``book_id``: the same by the library's
+    internal row id. Each book is named by its pipeline id (and its library row id, labelled).
     """
+    from agentic_pipeline.library.search import resolve_pipeline_book
+
     with app.db.read() as conn:
+        if pipeline_id is not None:
+            book_id = resolve_pipeline_book(conn, pipeline_id)
         if book_id is not None and not search_store.is_searchable_book(conn, book_id):
-            raise errors.NotFound(f"no completed book with id {book_id}",
+            name = f"pipeline {pipeline_id}" if pipeline_id is not None else f"library book {book_id}"
+            raise errors.NotFound(f"{name} is not a completed book",
                                   hint="only books that finished the pipeline have vectors")
         books = search_store.books_missing_vectors(conn, app.embedder.name)
-    books = [(b, n) for b, n in books if book_id is None or b == book_id]
-    return {"model": app.embedder.name, "books": [{"book_id": b, "chunks": n} for b, n in books],
+        books = [(b, n) for b, n in books if book_id is None or b == book_id]
+        owners = library_store.pipeline_ids_of(conn, [b for b, _n in books])
+    return {"model": app.embedder.name,
+            "books": [{"pipeline_id": owners.get(b), "library_book_id": b, "chunks": n} for b, n in books],
             "chunks": sum(n for _b, n in books)}
 
 
-def reembed(app, *, book_id: int | None = None, progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+def reembed(app, *, pipeline_id: int | None = None, book_id: int | None = None,
+            progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Embed the missing chunks (of one book, or all completed books); returns what was done."""
     from agentic_pipeline.ingest import embed
 
-    books = plan(app, book_id=book_id)["books"]
+    books = plan(app, pipeline_id=pipeline_id, book_id=book_id)["books"]
     model, done = app.embedder, 0
     for book in books:
         while True:
             with app.db.read() as conn:
-                batch = library_store.chunks_without_vectors(conn, book["book_id"], model.name, limit=BATCH)
+                batch = library_store.chunks_without_vectors(conn, book["library_book_id"], model.name, limit=BATCH)
             if not batch:
                 break
             vectors = model.embed([text for _cid, text in batch])

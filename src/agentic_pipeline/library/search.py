@@ -22,8 +22,13 @@ MAX_LIMIT = 100
 SNIPPET_CHARS = 240
 
 
-def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> list[dict[str, Any]]:
-    """Best chunks for ``query``: book, chapter, snippet and score, best first."""
+def search(app, query: str, *, pipeline_id: int | None = None, book_id: int | None = None,
+           limit: int = 10) -> list[dict[str, Any]]:
+    """Best chunks for ``query``: book (its pipeline id first), chapter, snippet and score, best first.
+
+    ``pipeline_id``: only the book of this pipeline (the id users see everywhere). ``book_id``:
+    the same by the library's internal row id (kept for internal callers).
+    """
     query = (query or "").strip()
     if not query:
         raise errors.InputError("the search query is empty")
@@ -34,8 +39,11 @@ def search(app, query: str, *, book_id: int | None = None, limit: int = 10) -> l
     pool = max(limit * 5, 50)
     parsed = fulltext.parse(query)
     with app.db.read() as conn:
+        if pipeline_id is not None:
+            book_id = resolve_pipeline_book(conn, pipeline_id)
         if book_id is not None and not search_store.is_searchable_book(conn, book_id):
-            raise errors.NotFound(f"no searchable book with id {book_id}",
+            name = f"pipeline {pipeline_id}" if pipeline_id is not None else f"library book {book_id}"
+            raise errors.NotFound(f"{name} is not a searchable book",
                                   hint="search covers completed books; `status` shows where a pipeline is")
         fts_ids = _full_text(conn, parsed, pool, book_id)
         ids, blobs, dim = search_store.vectors(conn, app.embedder.name, book_id=book_id)
@@ -64,9 +72,21 @@ def _full_text(conn, parsed: fulltext.Query, pool: int, book_id: int | None) -> 
     return [cid for cid, _score in hits]
 
 
+def resolve_pipeline_book(conn, pipeline_id: int) -> int:
+    """The library row of pipeline ``pipeline_id``'s book; NotFound saying why there is none."""
+    from agentic_pipeline.db import library_store
+
+    book_id = library_store.book_id_of(conn, pipeline_id)
+    if book_id is None:
+        raise errors.NotFound(f"pipeline {pipeline_id} has no book in the library",
+                              hint="search covers completed books; `agentic-pipeline status "
+                                   f"{pipeline_id}` shows where it is")
+    return book_id
+
+
 def _result(d: dict[str, Any], score: float, terms: list[str], exact: bool) -> dict[str, Any]:
     return {
-        "book_id": d["book_id"], "pipeline_id": d["pipeline_id"], "book_title": d["book_title"],
+        "pipeline_id": d["pipeline_id"], "book_title": d["book_title"], "library_book_id": d["book_id"],
         "chapter_index": d["chapter_index"], "chapter_title": d["chapter_title"], "chunk_id": d["id"],
         "position": d["position"], "score": round(score, 6), "full_text_match": exact,
         "snippet": snippet(d["text"], terms),

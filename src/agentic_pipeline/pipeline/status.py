@@ -32,7 +32,7 @@ def describe(app, pipeline_id: int) -> dict[str, Any]:
         "next_attempt_at": row.get("next_attempt_at") if p.state is states.State.NEEDS_RETRY else None,
         "lease_owner": row.get("lease_owner"),
         "lease_expires_at": row.get("lease_expires_at"),
-        "book_id": row.get("book_id"),
+        "library_book_id": row.get("book_id"),  # internal: commands take the pipeline id
         "duplicate_of": row.get("duplicate_of"),
         "validation": row.get("validation_result"),
         "history": [

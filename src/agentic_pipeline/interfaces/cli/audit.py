@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
-from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, emit, json_option, lit
+from agentic_pipeline.interfaces.cli.context import ID, actor_option, emit, json_option
 
 
 @click.group("audit", invoke_without_command=True)
 @click.option("--last", "limit", type=int, default=20, show_default=True, help="Show at most N entries.")
 @click.option("--actor", help="Only this actor; globs work: 'human:*', 'mcp:*' (case-sensitive).")
 @click.option("--action", help="Only this action, e.g. APPROVED, BATCH_REJECTED (case-insensitive).")
-@click.option("--book-id", type=ID, help="Only entries about this library book.")
-@click.option("--pipeline-id", type=ID, help="Only entries about this pipeline.")
+@click.option("--book-id", "--pipeline-id", "pipeline_id", type=ID, metavar="ID",
+              help="Only entries about this book: its pipeline id, as books, search and status print it.")
+@click.option("--library-book-id", "book_id", type=ID, metavar="ID", hidden=True,
+              help="Only entries naming this internal library row id.")
 @click.option("--last-days", type=float, help="Only entries from the last D days.")
 @json_option
 @click.pass_context
@@ -30,7 +32,7 @@ def audit_group(ctx, limit, actor, action, book_id, pipeline_id, last_days, as_j
     """
     if ctx.invoked_subcommand is not None:
         given = [name for name, value, default in (("--last", limit, 20), ("--actor", actor, None),
-                 ("--action", action, None), ("--book-id", book_id, None), ("--pipeline-id", pipeline_id, None),
+                 ("--action", action, None), ("--library-book-id", book_id, None), ("--book-id", pipeline_id, None),
                  ("--last-days", last_days, None)) if value != default]
         if given:
             raise click.UsageError(f"{', '.join(given)} filter the listing (`audit` alone), not "
@@ -45,16 +47,16 @@ def audit_group(ctx, limit, actor, action, book_id, pipeline_id, last_days, as_j
 
 
 def _render_entries(rows) -> None:
-    from rich.table import Table
+    from agentic_pipeline.interfaces.cli import render
 
     if not rows:
         click.echo("No audit entries match.")
         return
-    table = Table("id", "when (UTC)", "action", "actor", "pipeline", "book", "reason", box=None)
-    for r in rows:
-        table.add_row(str(r["id"]), f"{r['performed_at']:%Y-%m-%d %H:%M:%S}", lit(r["action"]), lit(r["actor"]),
-                      str(r["pipeline_id"] or ""), str(r["book_id"] or ""), lit((r["reason"] or "")[:60]))
-    console().print(table)
+    # the pipeline id names the book (as every command takes it); reasons wrap at words, never cut
+    render.table([render.Column("id", justify="right"), render.Column("when (UTC)"), render.Column("action"),
+                  render.Column("actor"), render.Column("pipeline", justify="right"), render.Column("reason", flex=True)],
+                 [[r["id"], render.when(r["performed_at"]), r["action"], r["actor"], r["pipeline_id"] or "",
+                   r["reason"] or ""] for r in rows])
 
 
 @audit_group.command("verify")

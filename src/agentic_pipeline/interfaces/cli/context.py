@@ -82,8 +82,30 @@ def lit(value) -> str:
     return escape("" if value is None else str(value))
 
 
-#: a pipeline or book id: a positive whole number that fits the 64-bit id columns
-ID = click.IntRange(1, 2**63 - 1)
+class _Id(click.ParamType):
+    """A pipeline id: a positive whole number that fits the 64-bit id columns (help shows ``ID``, not the bound)."""
+
+    name = "id"
+
+    def get_metavar(self, param, ctx=None) -> str:  # click 8.1 and 8.2 signatures
+        return "ID"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        else:
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                self.fail(f"{value!r} is not an id: ids are whole numbers such as 42 (see `agentic-pipeline books`)",
+                          param, ctx)
+        if not 1 <= number <= 2**63 - 1:
+            self.fail(f"{value} is not in the range of ids (1 to 2**63-1)", param, ctx)
+        return number
+
+
+#: a pipeline id (the one id users see for a book)
+ID = _Id()
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON instead of text.")
 

@@ -9,11 +9,12 @@ from agentic_pipeline.interfaces.cli.context import ID, console, emit, json_opti
 
 @click.command("search")
 @click.argument("query")
-@click.option("--book", "book_id", type=ID, help="Only search this book (its library id).")
+@click.option("--book", "pipeline_id", type=ID, metavar="ID",
+              help="Only search this book: its pipeline id, as search, books and status print it.")
 @click.option("--limit", type=click.IntRange(1, 100), default=10, show_default=True, help="How many results.")
 @json_option
 @click.pass_obj
-def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) -> None:
+def search_cmd(obj, query: str, pipeline_id: int | None, limit: int, as_json: bool) -> None:
     """Search the library: full text and vector similarity, fused.
 
     Only books that completed the pipeline (approved and embedded) are searched.
@@ -21,7 +22,7 @@ def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) 
     from agentic_pipeline.library import search
 
     app = obj.app()
-    results = search.search(app, query, book_id=book_id, limit=limit)
+    results = search.search(app, query, pipeline_id=pipeline_id, limit=limit)
 
     def human(rows):
         out = console()
@@ -31,10 +32,12 @@ def search_cmd(obj, query: str, book_id: int | None, limit: int, as_json: bool) 
             if hint:
                 out.print(f"[dim]{hint}[/]")
             return
-        for i, r in enumerate(rows, 1):
-            out.print(f"[bold]{i}. {lit(r['book_title'] or 'book ' + str(r['book_id']))}[/] — {lit(r['chapter_title'])} "
-                      f"[dim](book {r['book_id']}, score {r['score']:.4f})[/]")
-            out.print(f"   {lit(r['snippet'])}")
+        from agentic_pipeline.escaping import printable
+
+        for r in rows:  # the pipeline id leads: it is what status, show, approve and rollback take
+            out.print(f"[bold]{r['pipeline_id']}[/]  [bold]{lit(printable(r['book_title']) or '(untitled)')}[/] — "
+                      f"{lit(printable(r['chapter_title']))} [dim](score {r['score']:.4f})[/]")
+            out.print(f"   {lit(printable(r['snippet']))}")
 
     emit(results, as_json, human)
 
@@ -79,11 +82,11 @@ def strategies_cmd(as_json: bool) -> None:
 
 
 @click.command("reembed")
-@click.option("--book", "book_id", type=ID, help="Only this book (its library id).")
+@click.option("--book", "pipeline_id", type=ID, metavar="ID", help="Only this book: its pipeline id.")
 @click.option("--dry-run", is_flag=True, help="Only say how many chunks lack vectors for the configured model.")
 @json_option
 @click.pass_obj
-def reembed_cmd(obj, book_id: int | None, dry_run: bool, as_json: bool) -> None:
+def reembed_cmd(obj, pipeline_id: int | None, dry_run: bool, as_json: bool) -> None:
     """Give completed books vectors from the configured embedding model.
 
     Run it after changing the `embedder` setting: search only compares vectors of the current
@@ -93,18 +96,18 @@ def reembed_cmd(obj, book_id: int | None, dry_run: bool, as_json: bool) -> None:
     from agentic_pipeline.library import reembed
 
     app = obj.app()
-    todo = reembed.plan(app, book_id=book_id)
+    todo = reembed.plan(app, pipeline_id=pipeline_id)
     if dry_run:
         emit(todo, as_json, lambda d: click.echo(f"{d['chunks']} chunks in {len(d['books'])} books lack "
                                                  f"{d['model']} vectors"))
         return
     if as_json or not todo["chunks"]:
-        result = reembed.reembed(app, book_id=book_id)
+        result = reembed.reembed(app, pipeline_id=pipeline_id)
     else:
         from rich.progress import Progress
 
         with Progress(console=console()) as bar:
             task = bar.add_task(f"embedding with {todo['model']}", total=todo["chunks"])
-            result = reembed.reembed(app, book_id=book_id, progress=lambda n: bar.advance(task, n))
+            result = reembed.reembed(app, pipeline_id=pipeline_id, progress=lambda n: bar.advance(task, n))
     emit(result, as_json, lambda r: click.echo(f"Embedded {r['chunks_embedded']} chunks of {r['books']} books "
                                                f"with {r['model']}"))
