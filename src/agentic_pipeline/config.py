@@ -138,6 +138,11 @@ class Settings:
     web_max_per_client: int = 16
     #: connections served at once; more are served /health and /metrics only
     web_max_connections: int = 256
+    # logging of long-running commands (worker, serve, mcp, process --wait; issue 18)
+    #: least severe log lines written to stderr: debug, info, warning or error (also --log-level)
+    log_level: str = "info"
+    #: log line format on stderr: text for people, json (one object per line) for journald or Loki (also --log-format)
+    log_format: str = "text"
 
     @property
     def db_url(self) -> str:

@@ -106,3 +106,71 @@ def test_health_watch_json_prints_one_report_per_line_and_serve_refuses_bad_addr
     assert result.returncode != 0 and "cannot listen on no-such-host.invalid" in result.stderr
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 
+
+
+def _finish_some(app):
+    """Two rejected books and one duplicate, through real transitions (history rows, as a worker leaves them)."""
+    from agentic_pipeline.pipeline.states import State as S
+
+    for n in (1, 2):
+        p = app.pipelines.create(source_path=f"/b/{n}.epub", actor="human:t")
+        app.pipelines.transition(p.id, S.REJECTED, expect=S.DETECTED, actor="human:t")
+    p = app.pipelines.create(source_path="/b/3.epub", actor="human:t")
+    app.pipelines.transition(p.id, S.HASHING, expect=S.DETECTED, actor="system:worker")
+    app.pipelines.transition(p.id, S.DUPLICATE, expect=S.HASHING, actor="system:worker")
+
+
+def test_health_text_shows_rejected_duplicate_and_failed_counts(sqlite_url):
+    app = open_app(sqlite_url)
+    _finish_some(app)
+    app.close()
+    out = run_cli(sqlite_url, "health", "--fresh").output
+    assert "Last 24h: completed 0   rejected 2   duplicates 1   failed 0" in out
+    assert "Total:    completed 0   rejected 2   duplicates 1   failed 0" in out
+    report = json.loads(run_cli(sqlite_url, "health", "--json").output)
+    assert report["finished"]["rejected"] == {"last_24h": 2, "total": 2}
+    from agentic_pipeline.health import metrics
+
+    app = open_app(sqlite_url)
+    body = metrics.render(app)[0].decode()
+    app.close()
+    assert 'agentic_pipeline_finished_last_24h{state="rejected"} 2.0' in body
+    assert 'agentic_pipeline_pipelines{state="duplicate"} 1.0' in body
+
+
+def test_health_watch_shows_a_change_within_two_refreshes(sqlite_url):
+    app = open_app(sqlite_url)
+    pid, fd = pty.fork()
+    if pid == 0:
+        exe = str(Path(sys.executable).parent / "agentic-pipeline")
+        os.execv(exe, [exe, "--db", sqlite_url, "health", "--watch", "--interval", "0.5"])
+    output, changed_at = b"", None
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                output += os.read(fd, 65536)
+            except OSError:
+                break
+        if changed_at is None and output.count(b"Pipeline health") >= 1:
+            _finish_some(app)
+            changed_at = output.count(b"Pipeline health")
+        if changed_at is not None and output.count(b"Pipeline health") >= changed_at + 2:
+            break
+    os.kill(pid, signal.SIGINT)
+    os.waitpid(pid, 0)
+    os.close(fd)
+    app.close()
+    draws = output.split(b"Pipeline health")
+    assert changed_at is not None and len(draws) - 1 >= changed_at + 2, output[-2000:]
+    # the draws after the change: the new figures appear in one of the next two
+    assert any(b"rejected 2" in d for d in draws[changed_at + 1:changed_at + 3]), output[-2000:]
+    assert b"old" in output or b"just computed" in output  # each draw says how old its figures are
+
+
+def test_health_exit_code_3_when_the_database_is_unreachable_or_missing(tmp_path):
+    unreachable = CliRunner().invoke(cli, ["--db", "postgresql://postgres@127.0.0.1:1/none", "health"])
+    assert unreachable.exit_code == 3 and "health unknown" in unreachable.output
+    missing = CliRunner().invoke(cli, ["--db", str(tmp_path / "none.db"), "health"])
+    assert missing.exit_code == 3 and "no database" in missing.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -175,3 +176,12 @@ def test_no_workers_alert():
     # approved books to embed and due retries are work waiting for a worker too
     assert codes(queued=0, workable=3, live_workers=0) == ["no_workers"]
     assert codes(queued=0, workable=2, last_progress_at=NOW - dt.timedelta(minutes=61)) == ["worker_idle"]
+
+
+def test_many_stuck_books_are_one_alert_with_a_count_and_the_first_ids():
+    many = [dataclasses.replace(stuck(S.PROCESSING, 40 + i), id=i + 1) for i in range(5000)]
+    found = alerts.evaluate(inputs(stuck=many), NOW, SETTINGS)
+    assert [a.code for a in found] == ["stuck_pipeline"]
+    (alert,) = found
+    assert alert.message.startswith("5000 pipelines stuck (5000 processing)")
+    assert alert.ids == tuple(range(5000, 4990, -1))  # the longest stuck first, ten of them

@@ -172,6 +172,7 @@ def test_processed_dir_inside_the_watched_folder_is_refused(tmp_path):
     from agentic_pipeline import errors
     from agentic_pipeline.orchestrator import worker
 
+    (tmp_path / "in").mkdir()  # a watched folder must exist (or --create): tests/logs/test_worker_logs.py
     with pytest.raises(errors.InputError, match="inside the watched folder"):
         worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "in" / "done"))
     worker.check_folders(worker.Options(watch_dir=tmp_path / "in", processed_dir=tmp_path / "done"))

@@ -69,7 +69,28 @@ def overall(alerts: Sequence[Alert]) -> str:
     return "critical" if "critical" in severities else "warning" if "warning" in severities else "healthy"
 
 
+#: up to this many stuck books get one alert each; more make one alert with the count and the first ids
+STUCK_EACH = 3
+#: ids named in a grouped alert
+GROUP_IDS = 10
+
+
 def stuck_pipeline(inp, now, settings) -> list[Alert]:
+    """One alert per stuck book while they are few; one alert with the count and the first ids when many.
+
+    The output of ``health`` must not grow with the database: 10,000 stuck books are one line.
+    """
+    if len(inp.stuck) > STUCK_EACH:
+        worst = sorted(inp.stuck, key=lambda s: -s.minutes_in_state)
+        by_state: dict[str, int] = {}
+        for s in worst:
+            by_state[s.state] = by_state.get(s.state, 0) + 1
+        states = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items(), key=lambda kv: -kv[1]))
+        first = [s.id for s in worst[:GROUP_IDS]]
+        return [Alert("stuck_pipeline", "warning",
+                      f"{len(inp.stuck)} pipelines stuck ({states}); longest first: "
+                      + ", ".join(map(str, first)) + (" ..." if len(worst) > GROUP_IDS else "")
+                      + " (see `agentic-pipeline stuck`)", tuple(first))]
     out = []
     for s in inp.stuck:
         what = ("orphaned: its worker's lease expired" if s.reason == "orphaned"

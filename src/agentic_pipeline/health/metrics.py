@@ -39,6 +39,12 @@ class ReportCollector:
         for priority, n in sorted(r["queue_by_priority"].items(), key=lambda kv: int(kv[0])):
             by_priority.add_metric([str(priority)], n)
         yield by_priority
+        finished = GaugeMetricFamily(f"{PREFIX}_finished_last_24h",
+                                     "Books that entered each finishing state in the last 24 hours "
+                                     "(totals: agentic_pipeline_pipelines).", labels=["state"])
+        for state, figures in sorted((r.get("finished") or {}).items()):
+            finished.add_metric([state], figures.get("last_24h", 0))
+        yield finished
         oldest = (r["waiting"].get("detected") or {}).get("oldest_age_seconds")
         for name, doc, value in (
             ("stuck", "Stuck books (orphans included).", len(r["stuck"])),

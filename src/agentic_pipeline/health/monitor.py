@@ -23,6 +23,8 @@ TERMINAL_STATES = tuple(s.value for s in S if s in states.TERMINAL)
 WAITING_STATES = (S.DETECTED.value, S.APPROVED.value, S.PENDING_APPROVAL.value, S.NEEDS_RETRY.value)
 #: a stage finishing (any of these entered) counts as progress for the worker_idle alert
 PROGRESS_STATES = tuple(sorted({s.value for s in states.NEXT_ON_SUCCESS.values()} | {S.DUPLICATE.value}))
+#: where books end, each counted in the last 24 hours and in total in the report's "finished"
+FINISHED_STATES = (S.COMPLETE.value, S.REJECTED.value, S.DUPLICATE.value, S.FAILED.value)
 
 
 @dataclasses.dataclass
@@ -46,6 +48,8 @@ class Snapshot:
     disk_free_bytes: int | None
     #: NEEDS_RETRY books whose next attempt is due: work a worker would claim now
     due_retries: int = 0
+    #: books that entered each finishing state in the last 24 hours (FINISHED_STATES)
+    entered_24h: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -69,6 +73,8 @@ class HealthReport:
     alerts: list[alert_rules.Alert]
     thresholds: dict[str, stuck_detector.Threshold]
     backend: str
+    #: where books ended: {"complete" | "rejected" | "duplicate" | "failed": {"last_24h": n, "total": n}}
+    finished: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def orphaned(self) -> int:
@@ -114,6 +120,8 @@ def build_report(snap: Snapshot, now: dt.datetime, settings) -> HealthReport:
         waiting={s: {"count": snap.counts.get(s, 0), "oldest_age_seconds": _age(snap.oldest.get(s), now)}
                  for s in WAITING_STATES},
         workers=snap.workers, alerts=found, thresholds=limits, backend=snap.backend,
+        finished={state: {"last_24h": snap.entered_24h.get(state, 0), "total": snap.counts.get(state, 0)}
+                  for state in FINISHED_STATES},
     )
 
 
@@ -132,6 +140,7 @@ def collect_snapshot(app, conn, now: dt.datetime) -> Snapshot:
         candidates=hs.working_rows(conn) + hs.waiting_retries(conn, entered_before),
         workers=hs.live_workers(conn, now - dt.timedelta(seconds=app.settings.lease_seconds)),
         completed_24h=hs.entered_since(conn, S.COMPLETE.value, now - dt.timedelta(hours=24)),
+        entered_24h={state: hs.entered_since(conn, state, now - dt.timedelta(hours=24)) for state in FINISHED_STATES},
         last_progress_at=hs.last_entered(conn, PROGRESS_STATES), recent_completed=hs.recent_completed(conn),
         finished_recent=finished, failed_recent=failed, stats=summaries, disk_free_bytes=hs.disk_free_bytes(app.db.url),
         due_retries=hs.due_retries(conn, now),
@@ -163,8 +172,12 @@ def compute(app) -> HealthReport:
     return build_report(snap, now, app.settings)
 
 
-def get_health(app, *, fresh: bool = False, save: bool = True) -> dict[str, Any]:
-    """The report as a dict: from ``health_metrics`` while fresh enough, else recomputed (and stored)."""
+def get_health(app, *, fresh: bool = False, save: bool = True, max_age: float | None = None) -> dict[str, Any]:
+    """The report as a dict: from ``health_metrics`` while fresh enough, else recomputed (and stored).
+
+    ``max_age``: accept a stored report only this many seconds old (``health --watch`` passes its
+    interval, so every redraw shows figures at most one interval old); ``age_seconds`` says how old.
+    """
     from agentic_pipeline.db import health_store as hs
 
     now = app.clock.now()
@@ -174,7 +187,8 @@ def get_health(app, *, fresh: bool = False, save: bool = True) -> dict[str, Any]
             cached = hs.read_report(conn)
         if cached is not None:
             age = (now - cached[1]).total_seconds()
-            if 0 <= age <= app.settings.health_stale_seconds:
+            limit = app.settings.health_stale_seconds if max_age is None else min(max_age, app.settings.health_stale_seconds)
+            if 0 <= age <= limit:
                 return {**cached[0], "source": "cache", "age_seconds": round(age, 3)}
     report = compute(app).to_dict()
     if save:

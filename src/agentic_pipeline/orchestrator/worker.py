@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from agentic_pipeline import errors
+from agentic_pipeline import errors, logs
 from agentic_pipeline.db import workers_store
 from agentic_pipeline.orchestrator import faults, maintenance, process
 from agentic_pipeline.orchestrator.heartbeat import Heartbeat
@@ -31,6 +31,9 @@ from agentic_pipeline.pipeline.states import State
 
 log = logging.getLogger(__name__)
 EXIT_ABORTED = 130
+#: the states after which a worker writes one line about the book (where a book rests, or waits for someone)
+OUTCOMES = frozenset({State.PENDING_APPROVAL, State.COMPLETE, State.REJECTED, State.FAILED, State.NEEDS_RETRY,
+                      State.DUPLICATE})
 
 
 @dataclasses.dataclass
@@ -42,6 +45,8 @@ class Options:
     poll_seconds: float = 1.0
     isolate: bool = True
     maintenance: bool = True
+    #: create a watched folder that does not exist (else that is an error: a mistyped path would wait forever)
+    create_watch_dir: bool = False
 
 
 #: the longest pause between retries while the database is unreachable
@@ -64,6 +69,9 @@ class Worker:
         self._stop_at = 0.0
         self.current: int | None = None
         self.done: list[int] = []
+        #: how many books ended in each outcome state (the summary line on exit)
+        self.outcomes: dict[str, int] = {}
+        self._started = time.monotonic()
         self.beat = Heartbeat(app, self.id)
         #: the folder watcher feeding this worker, if any: a draining worker waits for its pending files
         self.watcher = None
@@ -76,9 +84,14 @@ class Worker:
         """
         now = time.monotonic()
         if self.stopping.is_set() and now - self._stop_at >= SAME_STOP_SECONDS:
+            if not self.aborting.is_set():
+                logs.event(log, "worker_aborting", f"worker {self.id}: second stop signal: killing the running stage",
+                           level=logging.WARNING, worker=self.id, pipeline_id=self.current)
             self.aborting.set()
         if not self.stopping.is_set():
             self._stop_at = now
+            logs.event(log, "worker_stopping", f"worker {self.id}: stopping: no new books; the running stage "
+                       "finishes (stop again to abort it)", worker=self.id, pipeline_id=self.current)
         self.stopping.set()
 
     def run(self) -> int:
@@ -115,11 +128,22 @@ class Worker:
                             "last_seen is older than the lease", self.id, exc)
             if self.options.maintenance:
                 self._refresh_health()
+            self._summary()
         return EXIT_ABORTED if self.aborting.is_set() else 0
 
     def _mark_stopped(self) -> None:
         with self.app.db.write() as conn:
             workers_store.stop(conn, self.id, now=self.app.clock.now())
+
+    def _summary(self) -> None:
+        """One line on exit: how many books, in which states, in how long."""
+        took = time.monotonic() - self._started
+        total = sum(self.outcomes.values())
+        by_state = ", ".join(f"{n} {state}" for state, n in sorted(self.outcomes.items(), key=lambda kv: -kv[1]))
+        how = "aborted" if self.aborting.is_set() else "stopped" if self.stopping.is_set() else "done"
+        logs.event(log, "worker_summary", f"worker {self.id} {how}: {total} books in {logs.seconds(took)}"
+                   + (f" ({by_state})" if by_state else ""), worker=self.id, books=total,
+                   outcomes=dict(self.outcomes), seconds=round(took, 3), exit=how)
 
     def work_one(self) -> bool:
         """Claim one book (claim, stage entry and the worker row in one commit) and drive it; False when idle."""
@@ -127,11 +151,15 @@ class Worker:
         if p is None:
             return False
         self.current = p.id
+        started = time.monotonic()
         try:
             p = process.drive(self.app, p, self.id, isolate=self.options.isolate, plan=self.plan,
                               stopping=self.stopping.is_set, aborting=self.aborting.is_set, beat=self.beat)
             if p.state not in states.WORKING:
                 self.current = None  # the transition out of the working states already cleared the lease
+            if p.state in OUTCOMES:
+                self.outcomes[p.state.value] = self.outcomes.get(p.state.value, 0) + 1
+                book_line(p, time.monotonic() - started, worker=self.id)
             if p.state is State.COMPLETE:
                 self._finished(p)
         except errors.Conflict as exc:  # another worker took over, or an operator moved the book
@@ -199,6 +227,22 @@ def once_more(step: Callable[[], object]) -> None:
         step()
 
 
+def book_line(p, took: float, *, worker: str | None = None) -> None:
+    """The one log line about a book that reached an outcome state: id, title, state, time, reason."""
+    row = p.row
+    reason = None
+    if p.state is State.DUPLICATE:
+        reason = f"same content as pipeline {row.get('duplicate_of')}"
+    elif p.state in (State.REJECTED, State.FAILED, State.NEEDS_RETRY):
+        reason = row.get("error")
+    title = row.get("title") or Path(p.source_path).name
+    level = logging.WARNING if p.state in (State.FAILED, State.NEEDS_RETRY) else logging.INFO
+    logs.event(log, "book_done", f"pipeline {p.id} {p.state.value.upper()} in {logs.seconds(took)}: "
+               f"{title}" + (f" ({reason})" if reason else ""), level=level, pipeline_id=p.id, title=title,
+               state=p.state.value, seconds=round(took, 3), reason=reason, book_type=row.get("book_type"),
+               confidence=row.get("confidence"), source_path=p.source_path, worker=worker)
+
+
 def move_processed(app, p, folder: Path) -> str | None:
     """Move a completed book's source into ``folder`` (never overwriting) and record the new path.
 
@@ -261,20 +305,45 @@ def run_worker(settings, *, concurrency: int = 1, options: Options | None = None
     if concurrency < 1:
         raise errors.InputError(f"concurrency must be at least 1 (got {concurrency})")
     check_folders(options)
+    start_line(settings, concurrency, options)
     if concurrency == 1:
         return _run_here(settings, options, clock)
     return _supervise(settings, concurrency, options)
 
 
+def start_line(settings, concurrency: int, options: Options) -> None:
+    """The first log line: version, database (no password), concurrency, watched and processed folders."""
+    from agentic_pipeline import __version__, config
+
+    database = config.mask_password(settings.db_url)
+    watch = str(options.watch_dir) if options.watch_dir else None
+    logs.event(log, "worker_start", f"agentic-pipeline {__version__} worker starting: {concurrency} process"
+               f"{'es' if concurrency != 1 else ''} on {database}" + (f", watching {watch}" if watch else "")
+               + (", until the queue is empty" if options.until_empty else ""),
+               version=__version__, database=database, concurrency=concurrency, watch=watch,
+               processed=str(options.processed_dir) if options.processed_dir else None,
+               until_empty=options.until_empty, pid=os.getpid())
+
+
 def check_folders(options: Options) -> None:
-    """Refuse a folder that can name nothing (a name too long) and a processed folder inside the watched one:
-    every completed book would be queued again."""
+    """Refuse a folder that can name nothing (a name too long), a watched folder that does not exist (unless
+    asked to create it) and a processed folder inside the watched one: every completed book would be queued again."""
     from agentic_pipeline.orchestrator import queueing
 
     for flag, folder in (("--watch", options.watch_dir), ("--processed-dir", options.processed_dir)):
         problem = queueing.path_problem(folder) if folder else None
         if problem:
             raise errors.InputError(f"{flag}: {problem}")
+    if options.watch_dir:
+        watched = Path(options.watch_dir).expanduser()
+        if watched.exists() and not watched.is_dir():
+            raise errors.InputError(f"--watch {watched} is a file, not a folder")
+        if not watched.exists():
+            if not options.create_watch_dir:
+                raise errors.InputError(f"--watch {watched}: no such folder",
+                                        hint="check the path, or add --create to create it")
+            watched.mkdir(parents=True, exist_ok=True)
+            logs.event(log, "watch_created", f"created the watched folder {watched}", watch=str(watched))
     if not (options.watch_dir and options.processed_dir):
         return
     watch = Path(options.watch_dir).expanduser().resolve()

@@ -80,8 +80,14 @@ class LazyGroup(click.Group):
               help="Database: a postgresql:// URL, a SQLite file path or sqlite:/// URL. "
                    "Default: pipeline.db in the user data directory. [env: AGENTIC_PIPELINE_DB]")
 @click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              default=None, help="Least severe log lines on stderr (worker, serve, mcp, process --wait). "
+                                 "[default: info, setting log_level]")
+@click.option("--log-format", type=click.Choice(["text", "json"], case_sensitive=False), default=None,
+              help="Log lines as text, or as JSON objects one per line (journald, Loki). "
+                   "[default: text, setting log_format]")
 @click.pass_context
-def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, db: str | None, debug: bool, log_level: str | None, log_format: str | None) -> None:
     """Turn a folder of books (EPUB, PDF, text) into a searchable library, unattended.
 
     \b
@@ -93,7 +99,7 @@ def cli(ctx: click.Context, db: str | None, debug: bool) -> None:
     """
     from agentic_pipeline.interfaces.cli.context import CliContext
 
-    ctx.obj = CliContext(db=db, debug=debug)
+    ctx.obj = CliContext(db=db, debug=debug, log_level=log_level, log_format=log_format)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -19,15 +19,22 @@ from agentic_pipeline import errors
 class CliContext:
     db: str | None = None
     debug: bool = False
+    log_level: str | None = None
+    log_format: str | None = None
     _app: Any = None
+    _logging: bool = False
 
     def settings(self):
-        from agentic_pipeline import config
+        from agentic_pipeline import config, logs
 
         if self.db is not None and not self.db.strip():
             raise errors.InputError("--db is empty: give a postgresql:// URL or a SQLite file path, or leave it out "
                                     "for the default database")
-        return config.load({"db": self.db})
+        settings = config.load({"db": self.db, "log_level": self.log_level, "log_format": self.log_format})
+        if not self._logging:  # log lines on stderr, in the configured format, once per invocation
+            logs.setup(settings.log_level, settings.log_format)
+            self._logging = True
+        return settings
 
     def app(self, *, check_schema: bool = True):
         """The App for this invocation, opened on first use."""

@@ -8,31 +8,44 @@ from agentic_pipeline import errors
 from agentic_pipeline.interfaces.cli.context import ID, actor_option, console, emit, json_option, lit
 
 EXIT_CODES = {"healthy": 0, "warning": 1, "critical": 2}
+#: the database is unreachable or its schema is behind: health cannot be known
+EXIT_UNKNOWN = 3
 
 
 @click.command("health")
 @json_option
-@click.option("--watch", is_flag=True, help="Redraw the report live until Ctrl-C.")
+@click.option("--watch", is_flag=True, help="Redraw the report live until Ctrl-C (figures at most --interval old).")
 @click.option("--fresh", is_flag=True, help="Recompute now instead of using the stored report.")
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
               help="Seconds between redraws with --watch (at least 0.2).")
 @click.pass_context
 def health_cmd(ctx, as_json: bool, watch: bool, fresh: bool, interval: float) -> None:
-    """Show pipeline health: counts, stuck books, queue, workers, alerts.
+    """Show pipeline health: counts, finished books (24 h and total), stuck books, queue, workers, alerts.
 
-    Exit code 0 when healthy, 1 with warnings, 2 with critical alerts (for cron and CI).
-    The report comes from the one the maintenance worker stores while it is fresh; --fresh
-    recomputes it. With --watch --json, one JSON report per line every --interval seconds.
+    
+    Exit codes (for cron, CI and monitoring):
+      0  healthy
+      1  warning (an alert of severity warning)
+      2  critical (an alert of severity critical)
+      3  unknown: the database is unreachable or its schema is behind
+    The report comes from the one the maintenance worker stores while it is fresh (the header
+    says how old it is); --fresh recomputes it. --watch recomputes whenever the stored one is
+    older than --interval. With --watch --json, one JSON report per line every --interval seconds.
     """
     from agentic_pipeline.health import monitor
 
-    app = ctx.obj.app()
+    try:
+        app = ctx.obj.app()
+        if not watch:
+            report = monitor.get_health(app, fresh=fresh)
+    except errors.StoreError as exc:  # unreachable, or schema behind (SchemaBehind): health is unknown
+        click.echo(f"health unknown: {exc}", err=True)
+        ctx.exit(EXIT_UNKNOWN)
     if watch and as_json:
         report = _watch_json(app, fresh, interval)
     elif watch:
         report = _watch(app, fresh, interval)
     else:
-        report = monitor.get_health(app, fresh=fresh)
         emit(report, as_json, lambda r: console().print(render_report(r)))
     ctx.exit(EXIT_CODES.get(report["status"], 2) if report else 0)
 
@@ -47,7 +60,7 @@ def _watch_json(app, fresh: bool, interval: float):
     report = None
     try:
         while True:
-            report = monitor.get_health(app, fresh=fresh)
+            report = monitor.get_health(app, fresh=fresh, max_age=interval)
             click.echo(json.dumps(report, default=str, ensure_ascii=False))
             time.sleep(interval)
     except (KeyboardInterrupt, BrokenPipeError):
@@ -59,16 +72,20 @@ def _watch(app, fresh: bool, interval: float):
     import time
 
     from rich.live import Live
+    from rich.text import Text
 
     from agentic_pipeline.health import monitor
 
-    report = monitor.get_health(app, fresh=fresh)
+    report = monitor.get_health(app, fresh=fresh, max_age=interval)
     try:
         with Live(render_report(report), console=console(), auto_refresh=False, screen=False) as live:
             while True:
                 time.sleep(interval)
-                report = monitor.get_health(app, fresh=fresh)
-                live.update(render_report(report), refresh=True)
+                try:
+                    report = monitor.get_health(app, fresh=fresh, max_age=interval)
+                    live.update(render_report(report), refresh=True)
+                except errors.StoreError as exc:  # keep watching through a database restart
+                    live.update(Text(f"health unknown: {exc} (retrying every {interval:g}s)"), refresh=True)
     except KeyboardInterrupt:
         return report
 
@@ -79,12 +96,19 @@ def render_report(r):
     from rich.text import Text
 
     colour = {"healthy": "green", "warning": "yellow", "critical": "red"}.get(r["status"], "red")
+    age = r.get("age_seconds")
     lines = [Text.from_markup(f"[bold]Pipeline health:[/] [bold {colour}]{r['status'].upper()}[/]  "
-                              f"[dim]({r['source']}, generated {r['generated_at'][:19].replace('T', ' ')} UTC, "
-                              f"{r['backend']})[/]")]
-    lines.append(Text(f"  Active: {r['active']}   Queued: {r['queued']}   Pending approval: {r['pending_approval']}"
-                      f"   Completed (24h): {r['completed_24h']}"))
-    lines.append(Text(f"  Failed: {r['failed']} (retrying)   Failed permanently: {r['failed_permanently']}"))
+                              f"[dim](figures from {r['generated_at'][11:19]} UTC, "
+                              f"{'just computed' if not age else f'{age:.0f}s old'}; {r['backend']})[/]")]
+    lines.append(Text(f"  Active: {r['active']:,}   Queued: {r['queued']:,}   Pending approval: "
+                      f"{r['pending_approval']:,}   Retrying: {r['failed']:,}"))
+    finished = r.get("finished") or {}
+    if finished:
+        names = {"complete": "completed", "rejected": "rejected", "duplicate": "duplicates", "failed": "failed"}
+        for label, key in (("Last 24h:", "last_24h"), ("Total:", "total")):
+            lines.append(Text(f"  {label:<10}" + "   ".join(f"{names.get(k, k)} {v[key]:,}" for k, v in finished.items())))
+    else:  # a report stored by an older version
+        lines.append(Text(f"  Completed (24h): {r['completed_24h']}   Failed permanently: {r['failed_permanently']}"))
     lines.append(Text(f"  Stuck: {len(r['stuck'])}" + ("" if not r["stuck"] else "  " + ", ".join(
         f"#{s['id']} {s['state']} {s['minutes_in_state']:.0f} min (expected {s['expected_minutes']:.0f})"
         + (" orphaned" if s["reason"] == "orphaned" else "") for s in r["stuck"][:5])
@@ -97,11 +121,15 @@ def render_report(r):
     lines.append(Text("  Queue by priority: " + " ".join(f"{p}:{n}" for p, n in r["queue_by_priority"].items())
                       + (f"   oldest waiting {_minutes(oldest)}" if oldest else "")))
     workers = ", ".join(f"{w['id']}" + (f" on #{w['current_pipeline_id']}" if w.get("current_pipeline_id") else "")
-                        for w in r["workers"])
+                        for w in r["workers"][:4]) + (f", ... {len(r['workers']) - 4} more" if len(r["workers"]) > 4 else "")
     lines.append(Text(f"  Workers: {len(r['workers'])}" + (f" ({workers})" if workers else "")))
-    for a in r["alerts"]:
+    from agentic_pipeline.escaping import printable
+
+    for a in r["alerts"][:10]:
         style = {"critical": "bold red", "warning": "yellow"}.get(a["severity"], "cyan")
-        lines.append(Text.from_markup(f"  [{style}]{a['severity']}[/] {a['code']}: ") + Text(a["message"]))
+        lines.append(Text.from_markup(f"  [{style}]{a['severity']}[/] {a['code']}: ") + Text(printable(a["message"])))
+    if len(r["alerts"]) > 10:
+        lines.append(Text(f"  ... {len(r['alerts']) - 10} more alerts (use --json)"))
     return Group(*lines)
 
 
@@ -209,6 +237,12 @@ def serve_cmd(obj, host: str | None, port: int | None, read_only: bool, user: st
                                  hint="pick another --port (0: any free one) or --host") from None
     bound_host, bound_port = server.address
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    import logging
+
+    from agentic_pipeline import logs
+
+    logs.start_line(logging.getLogger("agentic_pipeline.serve"), "serve", app.settings,
+                    address=f"http://{shown}:{bound_port}/", read_only=options.read_only)
     mode = "read-only" if options.read_only else f"actions audited as {options.actor}"
     click.echo(f"Serving http://{shown}:{bound_port}/ (dashboard, {mode}), /health and /metrics "
                "(Ctrl-C to stop)", err=True)
@@ -230,5 +264,4 @@ def _quiet_uvicorn() -> None:
     import logging
 
     logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
-    if not logging.getLogger().handlers:  # one line per event on stderr: disconnects, dropped clients, errors
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # our own lines (disconnects, dropped clients, errors) go through the agentic_pipeline handler (logs.setup)

@@ -29,12 +29,29 @@ def process_cmd(obj, path: str, priority: int, wait: bool, actor: str, as_json: 
     if wait:  # SIGTERM or Ctrl-C: the running stage is killed, the book released (a worker may take it), exit 130
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+    import logging
+    import time
+
+    from agentic_pipeline import logs
+
+    log = logging.getLogger("agentic_pipeline.process")
+    app = obj.app()
+    if wait:
+        logs.start_line(log, "process", app.settings, file=path)
+    started = time.monotonic()
     try:
-        result = process.process_one(obj.app(), path, priority=priority, actor=actor, wait=wait,
+        result = process.process_one(app, path, priority=priority, actor=actor, wait=wait,
                                      interrupted=stop.is_set)
     except process.Aborted as exc:
-        click.echo(f"stopped: {exc}", err=True)
+        logs.event(log, "process_stopped", f"stopped: {exc}", level=logging.WARNING)
         raise click.exceptions.Exit(130) from None
+    if wait and result.get("waited"):
+        reason = result.get("error") or (f"same content as pipeline {result['duplicate_of']}"
+                                         if result.get("duplicate_of") else None)
+        logs.event(log, "book_done", f"pipeline {result['id']} {result['state'].upper()} in "
+                   f"{logs.seconds(time.monotonic() - started)}: {result.get('title') or path}"
+                   + (f" ({reason})" if reason else ""), pipeline_id=result["id"], title=result.get("title"),
+                   state=result["state"], seconds=round(time.monotonic() - started, 3), reason=reason)
 
     def human(d):
         if d["created"]:
@@ -52,15 +69,23 @@ def process_cmd(obj, path: str, priority: int, wait: bool, actor: str, as_json: 
 
 @click.command("worker")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
-@click.option("--watch", "watch_dir", type=click.Path(file_okay=False), help="Queue new books appearing in DIR.")
+@click.option("--watch", "watch_dir", type=click.Path(file_okay=False), metavar="DIR",
+              help="Queue new books appearing in DIR (it must exist, unless --create). [setting watch_dir]")
+@click.option("--create", "create_watch_dir", is_flag=True, help="Create the --watch folder if it does not exist.")
 @click.option("--processed-dir", type=click.Path(file_okay=False), help="Move completed books' files into DIR.")
 @click.option("--until-empty", is_flag=True, help="Exit 0 once nothing is queued or in progress.")
-@click.option("--health-interval", type=click.FloatRange(min=1), help="Seconds between health refreshes.")
+@click.option("--health-interval", type=click.FloatRange(min=1), metavar="SECONDS",
+              help="Seconds between health report refreshes (at least 1). [default: 30, setting health_interval]")
 @click.option("--poll", "poll_seconds", type=click.FloatRange(min=0.05), default=1.0, show_default=True,
               help="Seconds to wait when the queue is empty.")
 @click.pass_obj
-def worker_cmd(obj, concurrency, watch_dir, processed_dir, until_empty, health_interval, poll_seconds) -> None:
+def worker_cmd(obj, concurrency, watch_dir, create_watch_dir, processed_dir, until_empty, health_interval,
+               poll_seconds) -> None:
     """Run workers that take books through the pipeline.
+
+    Logs on stderr: a start line, one line per book when it reaches PENDING_APPROVAL, COMPLETE,
+    REJECTED, FAILED, NEEDS_RETRY or DUPLICATE (id, title, state, time, reason), warnings, and a
+    summary on exit (--log-level, --log-format text|json before the command name).
 
     SIGTERM or Ctrl-C: stop claiming, finish the running stage, release the book, exit 0.
     A second signal stops at once (the book is released and resumes elsewhere).
@@ -72,7 +97,8 @@ def worker_cmd(obj, concurrency, watch_dir, processed_dir, until_empty, health_i
     settings = obj.settings()
     options = worker.Options(until_empty=until_empty, watch_dir=Path(watch_dir) if watch_dir else settings.watch_dir,
                              processed_dir=Path(processed_dir) if processed_dir else settings.processed_dir,
-                             health_interval=health_interval, poll_seconds=poll_seconds)
+                             health_interval=health_interval, poll_seconds=poll_seconds,
+                             create_watch_dir=create_watch_dir)
     obj.app()  # refuse a database whose schema is behind before forking anything
     obj.close()
     raise SystemExit(worker.run_worker(settings, concurrency=concurrency, options=options))
