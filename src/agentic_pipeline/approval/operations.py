@@ -60,20 +60,25 @@ def reject(app, pipeline_id: int, *, actor: str, reason: str, conn=None) -> dict
     return {**_summary(p), "removed": removed}
 
 
-def rollback(app, pipeline_id: int, *, actor: str, reason: str, conn=None) -> dict[str, Any]:
-    """Remove an APPROVED or COMPLETE book's chapters, chunks and vectors from the library; archive it."""
+def rollback(app, pipeline_id: int, *, actor: str, reason: str, conn=None,
+             filter_used: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Remove an APPROVED or COMPLETE book's chapters, chunks and vectors from the library; archive it.
+
+    ``filter_used``: the batch filter, recorded on the audit entry when ``batch-rollback`` undoes the book.
+    """
     actions.validate_actor(actor)
     if not (reason or "").strip():
         raise errors.InputError("a rollback needs a reason (--reason)")
     if conn is None:
         with app.db.write() as c:
-            return rollback(app, pipeline_id, actor=actor, reason=reason, conn=c)
+            return rollback(app, pipeline_id, actor=actor, reason=reason, conn=c, filter_used=filter_used)
     p = app.pipelines.get(pipeline_id, conn=conn)
     _expect(p, ROLLBACK_FROM, "roll back")
     removed = library_store.delete_book(conn, p.id)
     audit = chain.AuditEntry(action=actions.Action.ROLLED_BACK, actor=actor, pipeline_id=p.id,
                              book_id=p.row.get("book_id"), reason=reason, confidence_at_decision=p.row.get("confidence"),
-                             before_state={"state": p.state.value}, after_state={"state": "archived", "removed": removed})
+                             before_state={"state": p.state.value}, after_state={"state": "archived", "removed": removed},
+                             filter_used=filter_used)
     p = app.pipelines.transition(p.id, State.ARCHIVED, expect=p.state, actor=actor, audit=audit, conn=conn,
                                  updates={"book_id": None}, detail={"reason": reason})
     return {**_summary(p), "removed": removed}
@@ -82,11 +87,11 @@ def rollback(app, pipeline_id: int, *, actor: str, reason: str, conn=None) -> di
 def list_pending(app, *, limit: int | None = None, book_type: str | None = None) -> list[dict[str, Any]]:
     """Books waiting for approval, oldest first: id, title, type, confidence, age, validation summary."""
     now = app.clock.now()
-    rows = list_by_state(app, State.PENDING_APPROVAL)
-    if book_type:
-        rows = [r for r in rows if r.get("book_type") == book_type]
+    with app.db.read() as conn:  # only the rows asked for are read (158,571 pending: one page, not all of them)
+        rows = workers_store.pipelines_in_state(conn, State.PENDING_APPROVAL.value, limit=limit,
+                                                book_type=book_type or None)
     out = []
-    for r in rows[:limit] if limit else rows:
+    for r in rows:
         validation = r.get("validation_result") or {}
         out.append({"id": r["id"], "title": r.get("title"), "book_type": r.get("book_type"),
                     "confidence": r.get("confidence"), "age_seconds": (now - r["state_entered_at"]).total_seconds(),
@@ -95,6 +100,12 @@ def list_pending(app, *, limit: int | None = None, book_type: str | None = None)
                     "chapters": (r.get("processing_result") or {}).get("chapters"),
                     "chunks": (r.get("processing_result") or {}).get("chunks")})
     return out
+
+
+def count_pending(app, *, book_type: str | None = None) -> int:
+    """How many books wait for approval (of ``book_type``)."""
+    with app.db.read() as conn:
+        return workers_store.count_in_state(conn, State.PENDING_APPROVAL.value, book_type=book_type or None)
 
 
 def list_by_state(app, state: State) -> list[dict[str, Any]]:

@@ -144,6 +144,49 @@ def apply_retry(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     return ChunkResult(applied, skipped)
 
 
+def apply_cancel(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
+    """Cancel a chunk of queued books: DETECTED / NEEDS_RETRY -> ARCHIVED (one CAS update per state), audited CANCELLED."""
+    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    ready, skipped = split_unchanged(planned, current)
+    leased = [r for r in ready if r.get("lease_owner") and r.get("lease_expires_at") and r["lease_expires_at"] >= ctx.now]
+    skipped += [{"id": r["id"], "reason": f"a worker ({r['lease_owner']}) took it since the preview"} for r in leased]
+    ready = [r for r in ready if r not in leased]
+    reason = ctx.change.get("reason")
+    moved: set[int] = set()
+    for state in sorted({r["state"] for r in ready}):
+        rows = [r for r in ready if r["state"] == state]
+        moved.update(batch_store.transition_many(conn, rows, State.ARCHIVED, expect=State(state), actor=ctx.actor,
+                                                 now=ctx.now, detail={"reason": reason, "cancelled": True}))
+    skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
+    docs = Shared()
+    after = {"state": State.ARCHIVED.value, "cancelled": True}
+    entries = [chain.AuditEntry(action=actions.Action.CANCELLED, actor=ctx.actor, pipeline_id=r["id"],
+                                book_id=r.get("book_id"), reason=reason, filter_used=ctx.filter_used,
+                                before_state=docs(("before", r["state"]), lambda: {"state": r["state"]}),
+                                after_state=after, confidence_at_decision=r.get("confidence"))
+               for r in ready if r["id"] in moved]
+    audit_store.append_bulk(conn, entries, ctx.now)
+    return ChunkResult(sorted(moved), skipped)
+
+
+def apply_rollback(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
+    """Roll back a chunk through the single-book ``approval.operations.rollback`` (its library rows go too)."""
+    from agentic_pipeline.approval.operations import rollback
+
+    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    ready, skipped = split_unchanged(planned, current)
+    applied = []
+    for row in ready:
+        try:
+            rollback(ctx.app, row["id"], actor=ctx.actor, reason=ctx.change["reason"], conn=conn,
+                     filter_used=ctx.filter_used)
+        except (errors.Conflict, errors.InvalidTransition) as exc:
+            skipped.append({"id": row["id"], "reason": str(exc)})
+            continue
+        applied.append(row["id"])
+    return ChunkResult(applied, skipped)
+
+
 def _retry_operation() -> Callable[..., dict[str, Any]]:
     from agentic_pipeline.orchestrator.retries import retry
 

@@ -52,6 +52,12 @@ OPERATIONS = {
                        actions.Action.BATCH_RETRIED, "retry now (-> needs_retry, due at once)"),
     "priority": Operation("priority", frozenset(set(State) - states.TERMINAL), actions.Action.BATCH_PRIORITY_CHANGED,
                           "set priority"),
+    # bulk cancel: books queued by mistake leave the queue (archived, nothing processed); bulk undo: completed
+    # or approved books leave the library (the single-book rollback, per book)
+    "cancel": Operation("cancel", frozenset({State.DETECTED, State.NEEDS_RETRY}), actions.Action.BATCH_CANCELLED,
+                        "cancel (detected / needs_retry -> archived)"),
+    "rollback": Operation("rollback", frozenset({State.COMPLETE, State.APPROVED}), actions.Action.BATCH_ROLLED_BACK,
+                          "roll back (complete / approved -> archived, removed from the library)"),
 }
 
 
@@ -152,6 +158,17 @@ def batch_priority(app, filt: BatchFilter, priority: int, *, actor: str | None =
     return run_batch(app, "priority", filt, execute=execute, actor=actor, priority=priority)
 
 
+def batch_cancel(app, filt: BatchFilter, *, reason: str, actor: str | None = None, execute: bool = False) -> dict[str, Any]:
+    """Cancel queued books (DETECTED, NEEDS_RETRY) matching the filter: archived before any work, audited CANCELLED."""
+    return run_batch(app, "cancel", filt, execute=execute, actor=actor, reason=reason)
+
+
+def batch_rollback(app, filt: BatchFilter, *, reason: str, actor: str | None = None,
+                   execute: bool = False) -> dict[str, Any]:
+    """Undo approvals in bulk: COMPLETE or APPROVED books matching the filter leave the library (ROLLED_BACK each)."""
+    return run_batch(app, "rollback", filt, execute=execute, actor=actor, reason=reason)
+
+
 def plan_digest(operation: str, filt: BatchFilter, rows: list[dict[str, Any]], change: dict[str, Any]) -> str:
     """What a confirmation is bound to: the operation, the filter, the change and the exact matching books.
 
@@ -198,10 +215,13 @@ def _operation(name: str) -> Operation:
 def _validate_change(op: Operation, filt: BatchFilter, change: dict[str, Any]) -> dict[str, Any]:
     if filt.state is not None and filt.state not in op.eligible:
         valid = ", ".join(sorted(s.value for s in op.eligible))
-        raise errors.InputError(f"batch {op.name} acts only on books in: {valid} (the filter asks for {filt.state.value})")
+        other = next((o for o in OPERATIONS.values() if o.name in ("cancel", "rollback") and filt.state in o.eligible), None)
+        raise errors.InputError(f"batch {op.name} acts only on books in: {valid} (the filter asks for {filt.state.value})",
+                                hint=f"batch-{other.name} {other.verb.split(' (')[0]}s books in {filt.state.value}"
+                                if other is not None and op.name == "reject" else None)
     change = {k: v for k, v in change.items() if v is not None}
-    if op.name == "reject" and not (change.get("reason") or "").strip():
-        raise errors.InputError("batch reject needs a reason (--reason TEXT)")
+    if op.name in ("reject", "cancel", "rollback") and not (change.get("reason") or "").strip():
+        raise errors.InputError(f"batch {op.name} needs a reason (--reason TEXT)")
     if op.name == "priority":
         from agentic_pipeline.queue.priority import validate_priority
 
@@ -227,6 +247,10 @@ def _applier(operation: str):
         return lambda conn, ctx, rows: appliers.apply_decision(conn, ctx, rows, State.REJECTED, actions.Action.REJECTED)
     if operation == "retry":
         return appliers.apply_retry
+    if operation == "cancel":
+        return appliers.apply_cancel
+    if operation == "rollback":
+        return appliers.apply_rollback
     return appliers.apply_priority
 
 

@@ -184,6 +184,20 @@ def tasks(conn: sa.Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(sa.select(mt).order_by(mt.c.name))]
 
 
-def pipelines_in_state(conn: sa.Connection, state: str) -> list[dict[str, Any]]:
-    rows = conn.execute(sa.select(pp).where(pp.c.state == state).order_by(pp.c.state_entered_at, pp.c.id))
-    return [dict(r._mapping) for r in rows]
+def pipelines_in_state(conn: sa.Connection, state: str, *, limit: int | None = None,
+                       book_type: str | None = None) -> list[dict[str, Any]]:
+    """Rows in ``state``, oldest in state first (at most ``limit``: one index range scan, not the whole state)."""
+    query = sa.select(pp).where(pp.c.state == state)
+    if book_type is not None:
+        query = query.where(pp.c.book_type == book_type)
+    query = query.order_by(pp.c.state_entered_at, pp.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [dict(m) for m in conn.execute(query).mappings().all()]
+
+
+def count_in_state(conn: sa.Connection, state: str, *, book_type: str | None = None) -> int:
+    query = sa.select(sa.func.count()).select_from(pp).where(pp.c.state == state)
+    if book_type is not None:
+        query = query.where(pp.c.book_type == book_type)
+    return conn.execute(query).scalar_one()

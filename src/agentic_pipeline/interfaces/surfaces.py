@@ -47,6 +47,11 @@ CLI_ONLY: dict[str, str] = {
                "run it from a shell, where its progress is visible",
     "escape-hatch": "the emergency stop for automatic approvals belongs to the person operating the "
                     "pipeline; assistants read the policy with get_autonomy_status",
+    "override": "overruling the validator is a person's decision with a reason, not an assistant's",
+    "batch-cancel": "bulk cancelling the queue is an operator's clean-up after a mistaken batch-queue; assistants "
+                    "reject books one by one or with batch_reject",
+    "batch-rollback": "taking many books out of the library at once is the operator's undo; assistants use "
+                      "rollback_book for one",
 }
 
 #: MCP tools with no CLI command of their own, and why

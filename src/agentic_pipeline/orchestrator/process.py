@@ -167,7 +167,9 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
     vectors = (p.row.get("book_id"), app.embedder.name) if complete else None
     # a book becoming pending meets the autonomy policy in the move's transaction; on PostgreSQL a
     # one-row read first spares the transaction when the policy approves nothing (supervised, the default)
-    alone = outcome.to is not State.PENDING_APPROVAL or (app.db.is_postgres and not autonomy.may_auto_approve(app))
+    approve_anyway = bool(((p.row.get("strategy") or {}).get("override") or {}).get("approve"))  # approval/overrides.py
+    alone = outcome.to is not State.PENDING_APPROVAL or (app.db.is_postgres and not approve_anyway
+                                                         and not autonomy.may_auto_approve(app))
     if alone and outcome.library is None and not outcome.delete_library and outcome.audit is None:
         # the move is all there is to write: the repository makes it one statement (one round trip) on PostgreSQL
         return app.pipelines.transition(p.id, outcome.to, expect=p.state, actor=outcome.actor or worker_actor(worker_id),
@@ -190,7 +192,14 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
                                          owner=worker_id, detail=outcome.detail, updates=updates, audit=audit, conn=conn,
                                          snapshot=p, vectors=vectors, counted=worker_id if complete else None)
         if moved.state is State.PENDING_APPROVAL:
-            if autonomy.maybe_auto_approve(app, moved.id, conn=conn, pipeline=moved)["approved"]:
+            decided = (moved.row.get("strategy") or {}).get("override") or {}
+            if decided.get("approve"):  # "approve anyway": the person's decision, taken when they overrode
+                from agentic_pipeline.approval import operations as approval
+
+                approval.approve(app, moved.id, actor=decided["actor"], conn=conn,
+                                 reason=f"override: {decided.get('reason')}")
+                moved = app.pipelines.get(moved.id, conn=conn)
+            elif autonomy.maybe_auto_approve(app, moved.id, conn=conn, pipeline=moved)["approved"]:
                 moved = app.pipelines.get(moved.id, conn=conn)
         return moved
 

@@ -126,6 +126,7 @@ def processing(app, p) -> Outcome:
 
 def validating(app, p) -> Outcome:
     """Check what PROCESSING stored; pass, retry once with the fallback split, or reject with the reasons."""
+    from agentic_pipeline.approval import overrides
     from agentic_pipeline.ingest import validate
 
     book, chunk_texts = stored_book(app, p)
@@ -134,6 +135,12 @@ def validating(app, p) -> Outcome:
     report = result.to_json()
     if result.passed:
         return Outcome(State.PENDING_APPROVAL, {"validation_result": report}, detail={"passed": True})
+    overridden = overrides.relaxed_verdict(result, strategy.get("override"))
+    if overridden:  # a person relaxed exactly these checks for this book (approval/overrides.py)
+        who = strategy["override"]
+        report["overridden"] = {"checks": overridden, "actor": who.get("actor"), "reason": who.get("reason")}
+        return Outcome(State.PENDING_APPROVAL, {"validation_result": report},
+                       detail={"passed": False, "overridden": overridden, "by": who.get("actor")})
     if getattr(result, "retry_with_fallback", False) and not strategy.get("fallback"):
         fallback = {**strategy, "fallback": True}
         return Outcome(State.PROCESSING, {"validation_result": report, "strategy": fallback},

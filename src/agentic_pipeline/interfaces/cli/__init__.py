@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pending": ("work:pending_cmd", "List books waiting for approval."),
     "approve": ("work:approve_cmd", "Approve a validated book so a worker embeds it into the library."),
     "reject": ("work:reject_cmd", "Reject a book, with a reason."),
+    "override": ("work:override_cmd", "Override a validator's rejection: approve anyway, relax a check, or change strategy."),
     "rollback": ("work:rollback_cmd", "Remove an approved or complete book from the library and archive it."),
     "autonomy": ("work:autonomy_group", "Show or change the automatic-approval policy."),
     "escape-hatch": ("work:escape_hatch_cmd", "Stop all automatic approvals at once (back to supervised)."),
@@ -39,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "batch-reject": ("batch:batch_reject_cmd", "Reject the books matching a filter (dry run unless --execute)."),
     "batch-retry": ("batch:batch_retry_cmd", "Retry the books matching a filter (dry run unless --execute)."),
     "batch-priority": ("batch:batch_priority_cmd", "Set the priority of books matching a filter (dry run unless --execute)."),
+    "batch-cancel": ("batch:batch_cancel_cmd", "Cancel queued books matching a filter (dry run unless --execute)."),
+    "batch-rollback": ("batch:batch_rollback_cmd", "Roll back completed books matching a filter (dry run unless --execute)."),
     # health
     "health": ("health:health_cmd", "Show pipeline health: counts, stuck books, queue, workers, alerts."),
     "stuck": ("health:stuck_cmd", "List stuck books; recover them by the rules or one by one."),
@@ -68,6 +71,18 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"agentic_pipeline.interfaces.cli.{module_name}")
         return getattr(module, attr)
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        """An unknown command is a usage error that names the closest ones ("did you mean ...")."""
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(COMMANDS), n=3, cutoff=0.6)
+            close += [c for c in sorted(COMMANDS) if name in c and c not in close][:3 - len(close)]
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            ctx.fail(f"No such command {name!r}.{hint} (agentic-pipeline --help lists them all)")
+        return super().resolve_command(ctx, args)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
@@ -96,6 +111,10 @@ def cli(ctx: click.Context, db: str | None, debug: bool, log_level: str | None, 
       agentic-pipeline batch-queue ~/Books --recursive --execute
       agentic-pipeline worker --until-empty
       agentic-pipeline pending
+
+    
+    Shell completion (bash; zsh and fish alike with zsh_source / fish_source):
+      eval "$(_AGENTIC_PIPELINE_COMPLETE=bash_source agentic-pipeline)"
     """
     from agentic_pipeline.interfaces.cli.context import CliContext
 

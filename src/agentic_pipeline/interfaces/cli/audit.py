@@ -8,7 +8,8 @@ from agentic_pipeline.interfaces.cli.context import ID, actor_option, emit, json
 
 
 @click.group("audit", invoke_without_command=True)
-@click.option("--last", "limit", type=int, default=20, show_default=True, help="Show at most N entries.")
+@click.option("--last", "limit", type=click.IntRange(1, 10_000), default=20, show_default=True, metavar="N",
+              help="Show at most N entries (1-10000; --json for machine use).")
 @click.option("--actor", help="Only this actor; globs work: 'human:*', 'mcp:*' (case-sensitive).")
 @click.option("--action", help="Only this action, e.g. APPROVED, BATCH_REJECTED (case-insensitive).")
 @click.option("--book-id", "--pipeline-id", "pipeline_id", type=ID, metavar="ID",

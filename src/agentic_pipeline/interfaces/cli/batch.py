@@ -87,13 +87,14 @@ def batch_command(name: str):
         @filter_options
         @execute_option
         @actor_option
+        @click.option("--show-all", is_flag=True, help="Print every matching book (default: one screenful).")
         @json_option
         @click.pass_obj
         @functools.wraps(fn)
-        def command(obj, execute: bool, actor: str, as_json: bool, **kw):
+        def command(obj, execute: bool, actor: str, show_all: bool, as_json: bool, **kw):
             filt = pop_filter(kw)
             result = fn(obj.app(), filt, execute=execute, actor=actor, **kw)
-            emit(result, as_json, _render)
+            emit(result, as_json, lambda d: _render(d, show_all))
         return command
     return wrap
 
@@ -108,7 +109,7 @@ def batch_approve_cmd(app, filt, *, execute, actor, reason):
 
 
 @batch_command("batch-reject")
-@click.option("--reason", required=True, help="Why, kept in the audit trail (required).")
+@click.option("--reason", required=True, help="Why, kept in the audit trail.")
 def batch_reject_cmd(app, filt, *, execute, actor, reason):
     """Reject the books waiting for approval that match the filter (dry run unless --execute)."""
     from agentic_pipeline.batch import operations
@@ -135,6 +136,31 @@ def batch_priority_cmd(app, filt, *, execute, actor, priority):
     from agentic_pipeline.batch import operations
 
     return operations.batch_priority(app, filt, priority, actor=actor, execute=execute)
+
+
+@batch_command("batch-cancel")
+@click.option("--reason", required=True, help="Why, kept in the audit trail.")
+def batch_cancel_cmd(app, filt, *, execute, actor, reason):
+    """Cancel queued books (detected, needs_retry) matching the filter: archived unprocessed (dry run unless --execute).
+
+    For files queued by mistake. Each book is audited CANCELLED, the batch BATCH_CANCELLED.
+    """
+    from agentic_pipeline.batch import operations
+
+    return operations.batch_cancel(app, filt, reason=reason, actor=actor, execute=execute)
+
+
+@batch_command("batch-rollback")
+@click.option("--reason", required=True, help="Why, kept in the audit trail.")
+def batch_rollback_cmd(app, filt, *, execute, actor, reason):
+    """Undo approvals: complete or approved books matching the filter leave the library (dry run unless --execute).
+
+    Each book is rolled back as `rollback ID` does (chapters, chunks and vectors removed, archived,
+    audited ROLLED_BACK); the batch is audited BATCH_ROLLED_BACK.
+    """
+    from agentic_pipeline.batch import operations
+
+    return operations.batch_rollback(app, filt, reason=reason, actor=actor, execute=execute)
 
 
 @click.command("priority")
@@ -215,32 +241,54 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _render(data) -> None:
-    from rich.table import Table
+def _render(data, show_all: bool = False) -> None:
+    """The plan: a summary (counts by state and type), one screenful of books, the change; then the result."""
+    from agentic_pipeline.escaping import printable
+    from agentic_pipeline.interfaces.cli import render
 
-    out, plan = console(), data["plan"]
-    out.print(f"[bold]{plan['matched']}[/] books match (filter {plan['filter']['filter_id']}, max {plan['max_count']})")
+    plan = data["plan"]
+    rows = plan["rows"]
+    click.echo(f"{plan['matched']:,} books match (filter {plan['filter']['filter_id']}, max {plan['max_count']:,})")
     if set(plan["filter"]) <= {"filter_id", "max_count"}:
         from agentic_pipeline.batch.filters import EMPTY_FILTER
 
-        out.print(EMPTY_FILTER[0].upper() + EMPTY_FILTER[1:] + " (options above: --help).")
-    if plan["rows"]:
-        table = Table("id", "title", "type", "confidence", "state", "age", box=None)
-        for r in plan["rows"]:
-            conf = "" if r["confidence"] is None else f"{r['confidence']:.2f}"
-            table.add_row(str(r["id"]), lit((r["title"] or "")[:60]), lit(r["book_type"]), conf, lit(r["state"]),
-                          _age(r["age_seconds"]))
-        out.print(table)
-    change = lit(", ".join(f"{k}={v}" for k, v in plan["change"].items()))
+        click.echo(EMPTY_FILTER[0].upper() + EMPTY_FILTER[1:] + " (options above: --help).")
+    if rows:
+        by_state: dict[str, int] = {}
+        by_type: dict[str, int] = {}
+        for r in rows:
+            by_state[r["state"]] = by_state.get(r["state"], 0) + 1
+            by_type[r["book_type"] or "unclassified"] = by_type.get(r["book_type"] or "unclassified", 0) + 1
+        if len(rows) > 1:
+            click.echo(render.counts_line("by state", dict(sorted(by_state.items(), key=lambda kv: -kv[1])))
+                       + "   " + render.counts_line("by type", dict(sorted(by_type.items(), key=lambda kv: -kv[1]))))
+        shown = rows if show_all else rows[:render.screen_rows(reserved=10)]
+        render.table([render.Column("id", justify="right"), render.Column("state"), render.Column("type"),
+                      render.Column("conf", justify="right"), render.Column("age", justify="right"),
+                      render.Column("title", flex=True)],
+                     [[r["id"], r["state"], r["book_type"] or "", render.conf(r["confidence"]), _age(r["age_seconds"]),
+                       r["title"] or ""] for r in shown],
+                     more=len(rows) - len(shown), hint="use --show-all / --json")
+    change = printable(", ".join(f"{k}={v}" for k, v in plan["change"].items()))
     if not data["executed"]:
-        if plan["rows"]:
-            out.print(f"Would {plan['would']}" + (f" ({change})" if change else "")
-                      + ". Run again with --execute to apply.")
+        if rows:
+            click.echo(f"Would {plan['would']}" + (f" ({change})" if change else "")
+                       + ". Run again with --execute to apply.")
         return
     res = data["result"]
-    out.print(f"Applied to {res['applied']} books as {lit(res['actor'])}; skipped {res['skipped']}.")
-    for s in res["skipped_details"]:
-        out.print(f"  skipped {s['id']}: {lit(s['reason'])}")
+    click.echo(f"Applied to {res['applied']:,} of {res['matched']:,} books as {printable(res['actor'])}; "
+               f"skipped {res['skipped']:,}.")
+    for reason, ids in _skips_by_reason(res["skipped_details"]).items():
+        listed = ", ".join(map(str, ids[:10])) + (f", ... {len(ids) - 10:,} more" if len(ids) > 10 else "")
+        click.echo(f"  skipped {len(ids):,} ({printable(reason)}): pipeline{'s' if len(ids) > 1 else ''} {listed}")
+
+
+def _skips_by_reason(skipped) -> dict[str, list[int]]:
+    """Skipped books grouped by why ("state changed since the preview: was pending_approval, now approved")."""
+    out: dict[str, list[int]] = {}
+    for s in skipped:
+        out.setdefault(s["reason"], []).append(s["id"])
+    return out
 
 
 def _render_queue(d) -> None:
@@ -251,9 +299,16 @@ def _render_queue(d) -> None:
               + (f", refused {d['refused_count']}" if d.get("refused_count") else "")
               + f" (from {lit(d['path'])}, pattern {lit(repr(d['pattern']))}"
               f"{', recursive' if d['recursive'] else ''}, priority {d['priority']})")
+    from agentic_pipeline.escaping import printable
+    from agentic_pipeline.interfaces.cli import render
+
     labels = {"duplicates": "duplicate", "unsupported": "unsupported", "unreadable": "unreadable", "refused": "refused"}
+    room = render.screen_rows(reserved=8)
     for kind, label in labels.items():
-        for item in d.get(kind, []):
-            out.print(f"  {label}: {lit(item['path'])} ({lit(item['reason'])})")
+        items = d.get(kind, [])
+        for item in items[:room]:
+            click.echo(f"  {label}: {printable(item['path'])} ({printable(item['reason'])})")
+        if len(items) > room:
+            click.echo(f"  ... {len(items) - room:,} more {kind} (use --json)")
     if not d["executed"] and d["queued_count"]:
         out.print("Run again with --execute to queue them.")

@@ -117,8 +117,8 @@ def _render_show(d, show_all: bool) -> None:
         if e.get("hint"):
             echo(f"  What to do: {p(e['hint'])}")
         if d["state"] == "rejected" and v and not v["passed"]:
-            echo(f"  Override: agentic-pipeline override {d['id']} --reason '...' (approve anyway) "
-                 "or --relax CHECK / --split METHOD (process again)")
+            echo(f"  To override: agentic-pipeline override {d['id']} --reason TEXT --approve "
+                 f"(or --relax {v['failed'][0] if v['failed'] else 'CHECK'}, or --strategy TYPE)")
     if d["next_attempt_at"]:
         echo(f"Next retry: {render.when(d['next_attempt_at'])} UTC (attempt {(d['retry_count'] or 0) + 1})")
     if d["warnings"]:

@@ -68,15 +68,18 @@ def strategies_cmd(as_json: bool) -> None:
     data = [s.to_json() for s in strategies.load_strategies().values()]
 
     def human(rows):
-        from rich.table import Table
+        from agentic_pipeline.interfaces.cli import render
 
-        table = Table("book type", "chunk tokens", "overlap", "chapter split", "code whole", "tables whole", "min coverage")
-        for s in rows:
-            v = s.get("validation") or {}
-            table.add_row(s.get("book_type") or s.get("name"), str(s.get("chunk_tokens")), str(s.get("overlap_tokens")),
-                          str(s.get("chapter_split")), str(s.get("keep_code_whole")), str(s.get("keep_tables_whole")),
-                          str(v.get("min_coverage", s.get("min_coverage", ""))))
-        console().print(table)
+        yes = {True: "yes", False: "no", None: ""}
+        render.table([render.Column("book type"), render.Column("tokens", justify="right"),
+                      render.Column("overlap", justify="right"), render.Column("split"), render.Column("code"),
+                      render.Column("tables"), render.Column("coverage", justify="right")],
+                     [[s.get("book_type") or s.get("name"), s.get("chunk_tokens"), s.get("overlap_tokens"),
+                       s.get("chapter_split"), yes.get(s.get("keep_code_whole"), ""),
+                       yes.get(s.get("keep_tables_whole"), ""),
+                       (s.get("validation") or {}).get("min_coverage", s.get("min_coverage", ""))] for s in rows])
+        click.echo("tokens: chunk size; overlap: tokens shared by neighbouring chunks; code / tables: kept whole "
+                   "in one chunk; coverage: share of the source's words the chapters must keep")
 
     emit(data, as_json, human)
 

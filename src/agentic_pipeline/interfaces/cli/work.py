@@ -122,32 +122,44 @@ def retry_cmd(obj, pipeline_id, actor: str, as_json: bool) -> None:
 @click.command("pending")
 @click.option("--book-type", "book_type", metavar="TYPE", help="Only books of this type.")
 @click.option("--type", "old_type", hidden=True, help="Old spelling of --book-type.")
-@click.option("--limit", type=click.IntRange(1), help="At most this many.")
+@click.option("--limit", type=click.IntRange(1), metavar="N",
+              help="At most N books. [default: one screenful; with --json or --all: every one]")
+@click.option("--all", "show_all", is_flag=True, help="Print every pending book.")
 @json_option
 @click.pass_obj
-def pending_cmd(obj, book_type, old_type, limit, as_json: bool) -> None:
-    """List books waiting for approval: id, title, type, confidence, age, validation."""
+def pending_cmd(obj, book_type, old_type, limit, show_all, as_json: bool) -> None:
+    """List books waiting for approval, oldest first: id, type, confidence, age, validation, title.
+
+    Prints how many wait in all, then one screenful (--limit N, --all or --json for more).
+    """
     from agentic_pipeline.approval import operations
+    from agentic_pipeline.interfaces.cli import render
 
     book_type = book_type or old_type
+    app = obj.app()
+    if as_json:
+        emit(operations.list_pending(app, limit=limit, book_type=book_type), True, None)
+        return
+    if limit is None and not show_all:
+        limit = render.screen_rows(reserved=4)
+    rows = operations.list_pending(app, limit=limit, book_type=book_type)
+    total = len(rows) if limit is None or len(rows) < limit else operations.count_pending(app, book_type=book_type)
+    _render_pending(rows, total)
 
-    emit(operations.list_pending(obj.app(), limit=limit, book_type=book_type), as_json, _render_pending)
 
-
-def _render_pending(rows) -> None:
-    from rich.table import Table
-
+def _render_pending(rows, total: int) -> None:
+    from agentic_pipeline.interfaces.cli import render
     from agentic_pipeline.interfaces.cli.core import _human_seconds
 
     if not rows:
         click.echo("No books waiting for approval.")
         return
-    table = Table("id", "title", "type", "confidence", "age", "validation", box=None)
-    for r in rows:
-        conf = f"{r['confidence']:.2f}" if r["confidence"] is not None else ""
-        table.add_row(str(r["id"]), lit((r["title"] or "")[:50]), lit(r["book_type"]), conf,
-                      _human_seconds(r["age_seconds"]), lit(r["validation"]))
-    console().print(table)
+    click.echo(f"{total:,} book{'s' if total != 1 else ''} waiting for approval (oldest first)")
+    render.table([render.Column("id", justify="right"), render.Column("type"), render.Column("conf", justify="right"),
+                  render.Column("age", justify="right"), render.Column("checks"), render.Column("title", flex=True)],
+                 [[r["id"], r["book_type"] or "", render.conf(r["confidence"]), _human_seconds(r["age_seconds"]),
+                   r["validation"], r["title"] or r["source_path"]] for r in rows],
+                 more=total - len(rows))
 
 
 @click.command("approve")
@@ -288,3 +300,33 @@ def escape_hatch_cmd(obj, reason: str, actor: str, as_json: bool) -> None:
     from agentic_pipeline.approval import autonomy
 
     emit(autonomy.escape_hatch(obj.app(), reason, actor=actor), as_json, _render_autonomy)
+
+
+@click.command("override")
+@click.argument("pipeline_id", type=ID)
+@click.option("--reason", required=True, help="Why the validator is wrong here, kept in the audit trail.")
+@click.option("--approve", is_flag=True, help="Approve anyway: relax every failed check, approve once processed.")
+@click.option("--relax", multiple=True, metavar="CHECK",
+              help="Let this check fail (repeatable), e.g. chapter_balance; the book then waits for approval.")
+@click.option("--strategy", metavar="TYPE", help="Process it again with this book type's strategy (see `strategies`).")
+@actor_option
+@json_option
+@click.pass_obj
+def override_cmd(obj, pipeline_id: int, reason: str, approve: bool, relax, strategy, actor: str, as_json: bool) -> None:
+    """Override the validator's rejection of a book: approve it anyway, relax a check, or change the strategy.
+
+    The book is processed again at once by a worker (its chapters were removed when it was
+    rejected), with the override applied; audited OVERRIDDEN. `show ID` lists the failed checks.
+    """
+    from agentic_pipeline.approval import overrides
+
+    data = overrides.override(obj.app(), pipeline_id, actor=actor, reason=reason, relax=list(relax),
+                              approve=approve, strategy=strategy)
+
+    def human(d):
+        what = "approve once processed" if d["approve"] else "wait for approval"
+        relaxed = ", ".join(d["relax"]) or "none"
+        click.echo(f"Pipeline {d['id']}: will be processed again (strategy {d['strategy']}), checks relaxed: "
+                   f"{relaxed}; then {what}. A worker takes it now.")
+
+    emit(data, as_json, human)
