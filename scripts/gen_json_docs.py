@@ -44,6 +44,7 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     books.mkdir()
     for name in SAMPLE_BOOKS:
         shutil.copy(ROOT / "samples" / "books" / name, books / name)
+    _repeated_letters(books / "letters.md")  # the validator rejects it (duplicate_chapters): for `override`
     db = str(workdir / "pipeline.db")
     runner = CliRunner()
     env = {"AGENTIC_PIPELINE_EMBEDDER": "hashing", "AGENTIC_PIPELINE_CONFIG": "", "AGENTIC_PIPELINE_DB": db}
@@ -70,6 +71,13 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     run("show", str(first), "--json", shown="show ID")
     run("edit", str(third), "--title", "A better title", "--book-type", "textbook", "--json",
         shown="edit ID --title TEXT --book-type TYPE")
+    rejected = run("books", "--state", "rejected", "--json", shown="books --state rejected")
+    run("override", str(rejected["rows"][0]["id"]), "--relax", "duplicate_chapters", "--reason", "they repeat",
+        "--json", shown="override ID --relax CHECK --reason TEXT")
+    run("batch-cancel", "--state", "needs_retry", "--reason", "r", "--json",
+        shown="batch-cancel --state needs_retry --reason TEXT")
+    run("batch-cancel", "--state", "needs_retry", "--reason", "r", "--execute", "--json",
+        shown="batch-cancel --state needs_retry --reason TEXT --execute")
     run("priority", str(third), "2", "--json", shown="priority ID N")
     run("approve", str(first), "--json", shown="approve ID")
     run("reject", str(second), "--reason", "not wanted", "--json", shown="reject ID --reason TEXT")
@@ -77,6 +85,8 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     run("search", "river", "--json", shown="search QUERY")
     run("strategies", "--json")
     run("retry", str(second), "--json", shown="retry ID")
+    run("batch-rollback", "--state", "complete", "--reason", "r", "--json",
+        shown="batch-rollback --state complete --reason TEXT")
     run("rollback", str(first), "--reason", "wrong edition", "--json", shown="rollback ID --reason TEXT")
     run("batch-approve", "--state", "pending_approval", "--json", shown="batch-approve --state pending_approval")
     run("batch-retry", "--state", "rejected", "--json", shown="batch-retry --state rejected")
@@ -101,6 +111,24 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     run("autonomy", "resume", "--json")
     run("reembed", "--dry-run", "--json")
     return captured
+
+
+def _repeated_letters(path: Path) -> None:
+    """A small real book whose chapters 2 and 4 are the same letter (same as tests/approval/test_override.py)."""
+    import random
+
+    rnd = random.Random(5)
+    words = ("the of and a to in is was it that he she for on with as his her at by from they river house "
+             "garden letter morning winter said walked").split()
+
+    def para() -> str:
+        return " ".join(rnd.choice(words) for _ in range(200)).capitalize() + "."
+
+    same = para()
+    parts = ["# Repeated Letters", ""]
+    for i in range(1, 6):
+        parts += [f"## Letter {2 if i == 4 else i}", "", same if i in (2, 4) else para(), ""]
+    path.write_text("\n".join(parts), encoding="utf-8")
 
 
 def trimmed(value: Any) -> Any:

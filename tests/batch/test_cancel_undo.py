@@ -20,9 +20,9 @@ def test_batch_cancel_previews_refuses_over_max_and_audits(app, clock):
                          + [rows.row(now, i, state="needs_retry") for i in range(5, 8)])
     other = rows.insert(app, [rows.row(now, 9, state="pending_approval", source_path="/books/book-000009.pdf")])
     before = rows.dump(app)
-    everything = make_filter(source_pattern="/books/*")
+    everything = make_filter(source_path_pattern="/books/*")
     with pytest.raises(errors.MaxCountExceeded):
-        operations.batch_cancel(app, make_filter(source_pattern="/books/*", max_count=7), reason="oops", execute=True)
+        operations.batch_cancel(app, make_filter(source_path_pattern="/books/*", max_count=7), reason="oops", execute=True)
     with pytest.raises(errors.InputError, match="reason"):
         operations.batch_cancel(app, everything, reason=" ")
     dry = operations.batch_cancel(app, everything, reason="queued by mistake")
