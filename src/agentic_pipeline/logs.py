@@ -85,7 +85,8 @@ def setup(level: str = "info", fmt: str = "text", stream: TextIO | None = None) 
     """Send the program's log records at ``level`` and above to ``stream`` (stderr) in format ``fmt``.
 
     Idempotent: calling it again replaces the handler it installed before (a forked worker keeps
-    its parent's). Third-party loggers stay at WARNING.
+    its parent's). Records still propagate to the root logger, which has no handler unless an
+    embedding application (or a test runner) installs one.
     """
     from agentic_pipeline import errors
 
@@ -97,13 +98,27 @@ def setup(level: str = "info", fmt: str = "text", stream: TextIO | None = None) 
     root = logging.getLogger(ROOT)
     for old in [h for h in root.handlers if getattr(h, _HANDLER_MARK, False)]:
         root.removeHandler(old)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     setattr(handler, _HANDLER_MARK, True)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
-    root.propagate = False
     return handler
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (a test runner may swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
 
 
 def start_line(logger: logging.Logger, command: str, settings, **fields: Any) -> None:
