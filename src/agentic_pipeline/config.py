@@ -143,6 +143,35 @@ class Settings:
     log_level: str = "info"
     #: log line format on stderr: text for people, json (one object per line) for journald or Loki (also --log-format)
     log_format: str = "text"
+    # ---- alert delivery (issue 16): where alerts go when they start and when they clear
+    #: webhook URLs (http:// or https://), separated by spaces or commas; each gets a JSON POST per event
+    alert_webhooks: str = ""
+    #: e-mail recipients, separated by spaces or commas (needs alert_smtp_host)
+    alert_email_to: str = ""
+    #: the From: address of alert e-mails
+    alert_email_from: str = "agentic-pipeline@localhost"
+    #: the SMTP server that sends alert e-mails ("" means no e-mail)
+    alert_smtp_host: str = ""
+    #: the SMTP server's port (25; 587 with alert_smtp_starttls)
+    alert_smtp_port: int = 25
+    #: STARTTLS before logging in (port 587 servers)
+    alert_smtp_starttls: bool = False
+    #: SMTP login user ("" means no login)
+    alert_smtp_user: str = ""
+    #: SMTP login password (prefer the environment variable or a config file only its owner can read)
+    alert_smtp_password: str = ""
+    #: the least severe alert that is sent (info, warning or critical); the health report shows them all
+    alert_notify_severity: str = "warning"
+    #: an alert must hold this long before its "started" notification goes out (one that clears sooner sends nothing)
+    alert_notify_after_seconds: float = 120.0
+    #: seconds one webhook POST or SMTP conversation may take before it counts as failed
+    alert_timeout_seconds: float = 10.0
+    #: attempts per notification before it is given up (kept in alert_outbox with its last error)
+    alert_max_attempts: int = 8
+    #: first pause between attempts; doubles each time, at most one hour
+    alert_retry_base_seconds: float = 30.0
+    #: the name of this installation in notifications ("" means the database host, or this host for SQLite)
+    alert_label: str = ""
 
     @property
     def db_url(self) -> str:
@@ -202,6 +231,7 @@ def check(settings: Settings) -> Settings:
         raise errors.ConfigError(
             f"lease_seconds ({settings.lease_seconds:g}) must be at least twice heartbeat_seconds "
             f"({settings.heartbeat_seconds:g}, more than 0): a lease must outlive a missed beat")
+    check_alert_settings(settings)
     return settings
 
 
@@ -305,3 +335,37 @@ def describe() -> list[SettingDoc]:
         docs.append(SettingDoc(field.name, str(field.type), shown, ENV_PREFIX + field.name.upper(),
                                helps.get(field.name, "")))
     return docs
+
+
+# ---- alert delivery (issue 16)
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
+
+def split_list(text: Any) -> list[str]:
+    """``"a, b c"`` (or a TOML list) -> ``["a", "b", "c"]`` (webhook URLs, e-mail addresses)."""
+    if not text:
+        return []
+    items = re.split(r"[\s,]+", text) if isinstance(text, str) else [str(t) for t in text]
+    return [i for i in (s.strip() for s in items) if i]
+
+
+def check_alert_settings(settings: Settings) -> None:
+    """Refuse alert delivery settings that cannot work: a malformed URL, e-mail without a server, a bad severity."""
+    import urllib.parse
+
+    if settings.alert_notify_severity not in ALERT_SEVERITIES:
+        raise errors.ConfigError(f"alert_notify_severity must be one of {', '.join(ALERT_SEVERITIES)} "
+                                 f"(got {settings.alert_notify_severity!r})")
+    for url in split_list(settings.alert_webhooks):
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise errors.ConfigError(f"alert_webhooks: {url!r} is not an http:// or https:// URL")
+    if split_list(settings.alert_email_to) and not settings.alert_smtp_host:
+        raise errors.ConfigError("alert_email_to is set but alert_smtp_host is not: set the SMTP server that "
+                                 "sends the e-mails")
+    for address in split_list(settings.alert_email_to):
+        if "@" not in address:
+            raise errors.ConfigError(f"alert_email_to: {address!r} is not an e-mail address")
+    if settings.alert_timeout_seconds <= 0 or settings.alert_max_attempts < 1 or settings.alert_retry_base_seconds < 0:
+        raise errors.ConfigError("alert_timeout_seconds must be above 0, alert_max_attempts at least 1 and "
+                                 "alert_retry_base_seconds at least 0")

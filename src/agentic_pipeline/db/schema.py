@@ -294,3 +294,47 @@ vector_log = sa.Table(
     sa.Column("action", sa.String(8), nullable=False),
     sqlite_autoincrement=True,
 )
+# ------------------------------------------------------------------ alert delivery (issue 16, migration 0011)
+#: one row per alert episode: from the first report an alert holds in to the first it no longer does. The
+#: partial unique index allows one open episode per code, so two evaluators (a maintenance leader whose
+#: lease ran out and its successor) cannot open the same episode twice: the loser's insert does nothing
+alert_episodes = sa.Table(
+    "alert_episodes",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("code", sa.String(64), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("ids", JSONDoc),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("last_seen_at", UTCDateTime, nullable=False),
+    #: when its "started" notification was queued (None while it has held for less than alert_notify_after_seconds)
+    sa.Column("notified_at", UTCDateTime),
+    sa.Column("cleared_at", UTCDateTime),
+)
+sa.Index("ix_alert_episodes_open", alert_episodes.c.code, unique=True,
+         sqlite_where=sa.text("cleared_at IS NULL"), postgresql_where=sa.text("cleared_at IS NULL"))
+sa.Index("ix_alert_episodes_started", alert_episodes.c.started_at)
+
+#: the notifications to send, written in the transaction that opens or closes an episode (an outbox):
+#: one row per (episode, event, channel), drained by a thread of the maintenance leader
+alert_outbox = sa.Table(
+    "alert_outbox",
+    metadata,
+    sa.Column("id", ID, primary_key=True, autoincrement=True),
+    sa.Column("episode_id", sa.BigInteger, sa.ForeignKey("alert_episodes.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event", sa.String(16), nullable=False),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("delivered_at", UTCDateTime),
+    sa.Column("gave_up_at", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.UniqueConstraint("episode_id", "event", "channel"),
+    sa.CheckConstraint("event IN ('started', 'cleared')", name="event_valid"),
+)
+sa.Index("ix_alert_outbox_due", alert_outbox.c.next_attempt_at,
+         sqlite_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"),
+         postgresql_where=sa.text("delivered_at IS NULL AND gave_up_at IS NULL"))

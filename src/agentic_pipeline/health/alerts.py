@@ -144,3 +144,6 @@ def no_workers(inp, now, settings) -> list[Alert]:
 
 
 RULES = (stuck_pipeline, high_failure_rate, queue_backup, worker_idle, disk_space_low, no_workers)
+#: every alert code with its severity (the table above), for the metrics and deploy/prometheus-rules.yml
+CODES = {"stuck_pipeline": "warning", "high_failure_rate": "warning", "queue_backup": "info", "worker_idle": "info",
+         "disk_space_low": "critical", "no_workers": "warning"}

@@ -55,9 +55,28 @@ class ReportCollector:
             ("health_status", "0 healthy, 1 warning, 2 critical.", {"healthy": 0, "warning": 1}.get(r["status"], 2)),
         ):
             yield GaugeMetricFamily(f"{PREFIX}_{name}", doc, value=value)
+        yield from self._alerts()
         for name, total in sorted(self.totals.items()):
             yield CounterMetricFamily(f"{PREFIX}_{name}", f"Books {name} since the database was created.", value=total)
         yield from self._histograms()
+
+    def _alerts(self) -> Iterator[Any]:
+        """``agentic_pipeline_alerts{code}``: how many alerts of each code hold now (0 for the quiet ones), so
+        Prometheus rules (deploy/prometheus-rules.yml) can alert on exactly what the report does."""
+        from prometheus_client.core import GaugeMetricFamily
+
+        from agentic_pipeline.health import alerts as alert_rules
+
+        family = GaugeMetricFamily(f"{PREFIX}_alerts", "Alerts of each code in the health report now.",
+                                   labels=["code", "severity"])
+        counts: dict[tuple[str, str], int] = {}
+        for a in self.report.get("alerts", []):
+            counts[(a["code"], a["severity"])] = counts.get((a["code"], a["severity"]), 0) + 1
+        for code, severity in alert_rules.CODES.items():
+            counts.setdefault((code, severity), 0)
+        for (code, severity), n in sorted(counts.items()):
+            family.add_metric([code, severity], n)
+        yield family
 
     def _histograms(self) -> Iterator[Any]:
         from prometheus_client.core import HistogramMetricFamily

@@ -6,10 +6,22 @@ from typing import Any
 
 
 def refresh_health(app) -> dict[str, Any]:
-    """Recompute the health report and store it in ``health_metrics`` (every ``health_interval`` s)."""
-    from agentic_pipeline.health import monitor
+    """Recompute the health report, store it in ``health_metrics`` and open or close alert episodes
+    (queueing their notifications), every ``health_interval`` s."""
+    from agentic_pipeline.health import monitor, notify
 
-    return monitor.refresh(app)
+    report = monitor.get_health(app, fresh=True)
+    events = notify.record(app, report["alerts"], app.clock.now())
+    return {"status": report["status"], "stuck": len(report["stuck"]), "alerts": len(report["alerts"]),
+            "generated_at": report["generated_at"], "alerts_started": events["started"],
+            "alerts_cleared": events["cleared"]}
+
+
+def deliver_alerts(app) -> dict[str, Any]:
+    """Send due alert notifications in a background thread of this worker (every 5 s; never waits for a send)."""
+    from agentic_pipeline.health import notify
+
+    return {"started": notify.start_drain(app)}
 
 
 def recover_stuck(app) -> dict[str, Any]:

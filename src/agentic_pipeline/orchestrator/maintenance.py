@@ -24,6 +24,7 @@ TASKS: tuple[tuple[str, str, float | None], ...] = (
     ("priority_aging", "agentic_pipeline.queue.aging:run_aging_task", 3600.0),
     ("audit_retention", "agentic_pipeline.audit.retention:run_retention_task", 86400.0),
     ("checkpoint_wal", "agentic_pipeline.health.tasks:checkpoint_wal", 30.0),
+    ("deliver_alerts", "agentic_pipeline.health.tasks:deliver_alerts", 5.0),
 )
 #: how long a task's runner holds the row before another worker may take over
 TASK_LEASE_SECONDS = 600.0
@@ -91,3 +92,37 @@ class Ticker:
             return run_due(self.app, self.holder, health_interval=self.health_interval)
         except Exception as exc:  # noqa: BLE001 - the database blinked: try again next tick
             return {"error": str(exc)}
+
+
+#: what ``serve`` runs besides its endpoint, so alerts reach people while no worker is alive (no_workers)
+ALERT_TASKS = tuple(t for t in TASKS if t[0] in ("refresh_health", "deliver_alerts"))
+
+
+class Background:
+    """A thread that runs ``tasks`` as they fall due (``serve`` uses it for the alert tasks); ``stop`` ends it."""
+
+    def __init__(self, app, holder: str, *, tasks: tuple[tuple[str, str, float | None], ...] = ALERT_TASKS,
+                 every: float = 5.0) -> None:
+        import threading
+
+        self.app, self.holder, self.tasks, self.every = app, holder, tasks, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
+
+    def start(self) -> "Background":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                run_due(self.app, self.holder, tasks=self.tasks)
+            except Exception as exc:  # noqa: BLE001 - the database blinked: try again next time
+                import logging
+
+                logging.getLogger(__name__).warning("maintenance in the background: %s", exc)
+            self._stop.wait(self.every)

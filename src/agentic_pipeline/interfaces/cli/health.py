@@ -203,8 +203,11 @@ def _render_recovery(d) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8765; 0 picks a free one).")
 @click.option("--read-only", is_flag=True, help="Serve the dashboard without any write action.")
 @click.option("--user", default=None, help="Name written in the audit trail as web:<user> (default: your login).")
+@click.option("--alerts/--no-alerts", default=True, show_default=True,
+              help="Also refresh the health report and send alert notifications (alert_* settings) while serving, "
+                   "so people hear of trouble even when no worker is alive.")
 @click.pass_obj
-def serve_cmd(obj, host: str | None, port: int | None, read_only: bool, user: str | None) -> None:
+def serve_cmd(obj, host: str | None, port: int | None, read_only: bool, user: str | None, alerts: bool) -> None:
     """Serve the web dashboard, GET /health and GET /metrics over HTTP (127.0.0.1 by default).
 
     The dashboard (overview, approval inbox and review, batch actions, queue, stuck books, audit, search) acts
@@ -251,12 +254,26 @@ def serve_cmd(obj, host: str | None, port: int | None, read_only: bool, user: st
                    if generated else "Write actions need the token in AGENTIC_PIPELINE_WEB_TOKEN (log in at /login)",
                    err=True)
     _quiet_uvicorn()
+    background = _alert_tasks(app) if alerts else None
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        if background is not None:
+            background.stop()
         server.sock.close()
+
+
+def _alert_tasks(app):
+    """The health refresh and alert delivery tasks in a background thread (issue 16): a worker runs them too,
+    the database elects one runner per task, and this one keeps them going while no worker is alive."""
+    import os
+    import socket
+
+    from agentic_pipeline.orchestrator import maintenance
+
+    return maintenance.Background(app, f"serve:{socket.gethostname()}:{os.getpid()}").start()
 
 
 def _quiet_uvicorn() -> None:
