@@ -83,6 +83,7 @@ def test_watch_queues_dropped_files_and_processed_dir_moves_them_collision_safe(
     assert proc.returncode == 0, err[-2000:]
     moved = sorted(p.name for p in done.iterdir())
     assert moved == ["book-1.md", "book.html", "book.md", "renamed.epub"], moved
+    pipelines = _pipelines(app)  # read again: a book is COMPLETE a moment before its move is recorded
     for p in pipelines:  # the pipeline records where its file went, and the file is there (not in the inbox)
         assert p.source_path.startswith(str(done)) and (done / p.source_path.rsplit("/", 1)[1]).is_file()
     assert sorted(p.source_path for p in pipelines) == sorted(str(done / name) for name in moved)
