@@ -98,6 +98,7 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
         shown="batch-approve --state pending_approval --execute")
     run("process", str(books / SAMPLE_BOOKS[0]), "--json", shown="process FILE")
     run("health", "--json")
+    run("doctor", "--json")
     run("stuck", "--json")
     run("audit", "--json")
     run("audit", "verify", "--json")

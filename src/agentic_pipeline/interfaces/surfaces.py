@@ -42,6 +42,8 @@ CLI_ONLY: dict[str, str] = {
     "worker": "a long-running process that drives books through the stages; it is started by a person or "
               "a service manager, not by a request",
     "serve": "starts the HTTP health endpoint, a long-running server of its own",
+    "doctor": "checks the machine it runs on (its disk, model files, OCR engine, folders, clock): run it in a "
+              "shell on each host; assistants read the pipeline's state with get_pipeline_health",
     "mcp": "this server itself: an assistant is already talking to it",
     "reembed": "a long batch job over the whole library after an administrator changes the embedding model; "
                "run it from a shell, where its progress is visible",

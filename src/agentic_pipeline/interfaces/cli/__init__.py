@@ -46,6 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "health": ("health:health_cmd", "Show pipeline health: counts, stuck books, queue, workers, alerts."),
     "stuck": ("health:stuck_cmd", "List stuck books; recover them by the rules or one by one."),
     "serve": ("health:serve_cmd", "Serve /health and /metrics over HTTP (127.0.0.1 by default)."),
+    "doctor": ("doctor:doctor_cmd", "Check this installation (database, disk, model, OCR, workers...) and say what to fix."),
     # audit
     "audit": ("audit:audit_group", "Query, verify and prune the append-only audit trail."),
     # MCP
