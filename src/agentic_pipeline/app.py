@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from agentic_pipeline import config, errors
-from agentic_pipeline.clock import Clock, SystemClock
+from agentic_pipeline import clock as clocks
+from agentic_pipeline.clock import Clock
 from agentic_pipeline.db import migrations
 from agentic_pipeline.db.engine import Database
 from agentic_pipeline.db.pipelines import PipelineStore
@@ -30,7 +31,6 @@ class App:
              check_schema: bool = True) -> "App":
         """Open the configured database; refuse one whose schema is behind unless ``check_schema`` is False."""
         settings = settings or config.load()
-        clock = clock or SystemClock()
         if check_schema:
             missing = _missing_sqlite_file(settings.db_url)
             if missing is not None:  # say so, rather than create an empty file (and folders) at a mistyped path
@@ -43,6 +43,7 @@ class App:
             except Exception:
                 db.dispose()
                 raise
+        clock = clock or clocks.for_database(db)  # PostgreSQL: the server's clock, shared by every host
         return cls(settings=settings, db=db, clock=clock, pipelines=PipelineStore(db, clock))
 
     @property

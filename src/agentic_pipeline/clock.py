@@ -1,14 +1,18 @@
 """The clock port: every decision takes ``now``; this is where ``now`` comes from.
 
-``SystemClock`` is the real one. ``FakeClock`` is for tests and simulations: time moves only
-when told to, so "a book waiting 49 hours" takes no time to test.
+``SystemClock`` is this host's clock. ``DatabaseClock`` is the database server's, the one every
+host shares: an App on PostgreSQL uses it (``for_database``), so leases, heartbeats, stuck ages and
+claim order mean the same on every host whatever their clocks say. ``FakeClock`` is for tests and
+simulations: time moves only when told to, so "a book waiting 49 hours" takes no time to test.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
 import time
-from typing import Protocol
+from typing import Callable, Protocol
 
 UTC = dt.timezone.utc
 
@@ -44,6 +48,73 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.advance(seconds)
+
+
+class DatabaseClock:
+    """The database server's clock: read once every ``resync_seconds``, carried forward in between by this
+    host's monotonic clock.
+
+    Workers on several hosts decide lease expiry, heartbeats, stuck ages and claim order by
+    comparing times that different hosts wrote; with each host's own wall clock a host three
+    minutes behind would write leases that others see as long expired. Every time here is the
+    server's: ``now()`` is the server time of the last read plus the monotonic time elapsed since
+    (a wall-clock step or skew on this host changes nothing; the monotonic clock drifts by parts
+    per million, microseconds between reads). The read costs one query per ``resync_seconds``
+    per process, not one per transaction. Until the server first answers, and while it does not,
+    the time is carried forward from the last answer (this host's wall clock before any).
+    """
+
+    def __init__(self, read_server: Callable[[], dt.datetime], *, resync_seconds: float = 30.0,
+                 monotonic: Callable[[], float] = time.monotonic, retry_seconds: float = 2.0) -> None:
+        self._read, self._monotonic = read_server, monotonic
+        self.resync_seconds, self.retry_seconds = resync_seconds, retry_seconds
+        self._base: tuple[dt.datetime, float] | None = None
+        self._next_try = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> dt.datetime:
+        m = self._monotonic()
+        base = self._base
+        if (base is None or m - base[1] >= self.resync_seconds) and m >= self._next_try:
+            base = self.sync() or base
+        if base is None:
+            return dt.datetime.now(UTC)
+        return base[0] + dt.timedelta(seconds=self._monotonic() - base[1])
+
+    def sync(self) -> tuple[dt.datetime, float] | None:
+        """Read the server's clock now; the new (server time, monotonic) base, or None when it did not answer.
+
+        One reader at a time; the others carry on from the current base instead of waiting (never a
+        lock wait, so a stage child forked while another thread was reading cannot hang on it).
+        """
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            before = self._monotonic()
+            try:
+                server = self._read()
+            except Exception as exc:  # noqa: BLE001 - the database is away: keep counting from the last answer
+                self._next_try = before + self.retry_seconds
+                logging.getLogger(__name__).debug("could not read the database clock: %s", exc)
+                return None
+            after = self._monotonic()
+            self._base = (server, (before + after) / 2)  # the server read its clock about half way through
+            self._next_try = 0.0
+            return self._base
+        finally:
+            self._lock.release()
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def for_database(db) -> Clock:
+    """The clock an App uses: the server's for PostgreSQL (hosts share it), this host's for SQLite (it is the server)."""
+    if not db.is_postgres:
+        return SystemClock()
+    from agentic_pipeline.db import server_clock
+
+    return DatabaseClock(lambda: server_clock.read(db))
 
 
 def utcnow() -> dt.datetime:
