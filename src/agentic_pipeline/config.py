@@ -172,6 +172,9 @@ class Settings:
     alert_retry_base_seconds: float = 30.0
     #: the name of this installation in notifications ("" means the database host, or this host for SQLite)
     alert_label: str = ""
+    # ---- many hosts (issue 16)
+    #: seconds a worker holds a maintenance task while it runs it; if its host dies, another worker takes the task over after this
+    maintenance_lease_seconds: float = 600.0
 
     @property
     def db_url(self) -> str:

@@ -172,6 +172,8 @@ workers = sa.Table(
     sa.Column("stopped_at", UTCDateTime),
     sa.Column("current_pipeline_id", sa.BigInteger),
     sa.Column("completed_count", sa.Integer, nullable=False, server_default="0"),
+    #: writes refused because the book was no longer this worker's (its lease taken over, or moved by someone)
+    sa.Column("stale_writes", sa.Integer, nullable=False, server_default="0"),
 )
 
 #: periodic maintenance tasks: who leads them and when each last ran

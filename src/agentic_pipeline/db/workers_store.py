@@ -102,6 +102,12 @@ def touch(conn: sa.Connection, worker_id: str, *, now: dt.datetime, current: Any
         conn.execute(_TOUCH_CURRENT, {"b_id": worker_id, "b_now": now, "b_current": current})
 
 
+def count_stale_writes(conn: sa.Connection, worker_id: str, n: int = 1) -> None:
+    """``n`` more writes of this worker were refused: the book was no longer its own."""
+    conn.execute(workers.update().where(workers.c.id == worker_id)
+                 .values(stale_writes=workers.c.stale_writes + n))
+
+
 def completed(conn: sa.Connection, worker_id: str) -> None:
     conn.execute(_COMPLETED, {"b_id": worker_id})
 

@@ -26,8 +26,6 @@ TASKS: tuple[tuple[str, str, float | None], ...] = (
     ("checkpoint_wal", "agentic_pipeline.health.tasks:checkpoint_wal", 30.0),
     ("deliver_alerts", "agentic_pipeline.health.tasks:deliver_alerts", 5.0),
 )
-#: how long a task's runner holds the row before another worker may take over
-TASK_LEASE_SECONDS = 600.0
 
 
 def load_task(target: str) -> Callable[[Any], dict] | None:
@@ -54,9 +52,10 @@ def run_due(app, holder: str, *, health_interval: float | None = None,
     for name, target, spec in tasks:
         with app.db.write() as conn:
             won = workers_store.take_task(conn, name, holder, now=app.clock.now(),
-                                          interval=interval_of(spec, health), lease_seconds=TASK_LEASE_SECONDS)
+                                          interval=interval_of(spec, health),
+                                          lease_seconds=app.settings.maintenance_lease_seconds)
         if won:
-            ran[name] = _run_one(app, target)
+            ran[name] = {**_run_one(app, target), "runner": holder}
             with app.db.write() as conn:
                 workers_store.finish_task(conn, name, holder, now=app.clock.now(), result=ran[name])
     return ran

@@ -176,6 +176,8 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
                                         owner=worker_id, detail=outcome.detail, updates=updates, snapshot=p,
                                         vectors=vectors, counted=worker_id if complete else None)
     with progress(app) as conn:
+        if outcome.library is not None or outcome.delete_library:
+            stages.fence(app, p.id, worker_id, conn)  # the lease is still ours, and stays so until the commit
         if outcome.library is not None:
             lib = outcome.library
             updates["book_id"] = library_store.replace_book(conn, pipeline_id=p.id, book=lib["book"],

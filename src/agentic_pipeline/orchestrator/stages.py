@@ -170,9 +170,21 @@ def embedding(app, p) -> Outcome:
             break
         vectors = model.embed([text for _cid, text in batch])
         with app.db.write() as conn:
+            fence(app, p.id, p.row.get("lease_owner"), conn)
             done += library_store.set_embeddings(conn, [(cid, embed.to_blob(v)) for (cid, _t), v in zip(batch, vectors)],
                                                  model=model.name, dim=model.dim)
     return Outcome(State.COMPLETE, detail={"embedded": done, "model": model.name})
+
+
+def fence(app, pipeline_id: int, owner: str | None, conn) -> None:
+    """Write only while the lease is ours: a worker cut off from the database past its lease, whose book another
+    worker took over, must not write for it when it comes back (``LeaseLost``; the transaction rolls back).
+
+    First in the transaction that writes library rows: it extends the lease (a beat), and on PostgreSQL
+    the row stays locked until the commit, so nobody takes the book over half way through the write.
+    """
+    if owner is not None:
+        app.pipelines.heartbeat(pipeline_id, owner, lease_seconds=app.settings.lease_seconds, conn=conn)
 
 
 STAGES: dict[State, Callable[[Any, Any], Outcome]] = {

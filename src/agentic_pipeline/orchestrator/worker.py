@@ -72,6 +72,8 @@ class Worker:
         #: how many books ended in each outcome state (the summary line on exit)
         self.outcomes: dict[str, int] = {}
         self._started = time.monotonic()
+        #: writes refused since they were last added to the workers row (the book was no longer ours)
+        self.stale_writes = 0
         self.beat = Heartbeat(app, self.id)
         #: the folder watcher feeding this worker, if any: a draining worker waits for its pending files
         self.watcher = None
@@ -164,9 +166,22 @@ class Worker:
                 self._finished(p)
         except errors.Conflict as exc:  # another worker took over, or an operator moved the book
             log.info("worker %s gave up pipeline %s: %s", self.id, p.id, exc)
+            self.stale_writes += 1
         finally:
             self._release_current()
+            self._record_stale_writes()
         return True
+
+    def _record_stale_writes(self) -> None:
+        """Add the refused writes to this worker's row (kept for later while the database is away)."""
+        if not self.stale_writes:
+            return
+        try:
+            with self.app.db.write() as conn:
+                workers_store.count_stale_writes(conn, self.id, self.stale_writes)
+            self.stale_writes = 0
+        except errors.StoreError:
+            pass
 
     def _finished(self, p) -> None:
         self.done.append(p.id)

@@ -1,4 +1,5 @@
-"""Alert delivery: alert episodes (one open per code) and the outbox of notifications to send.
+"""Alert delivery: alert episodes (one open per code) and the outbox of notifications to send; and
+``workers.stale_writes``, the writes refused because the book was no longer the worker's (many hosts).
 
 Revision ID: 0011
 Revises: 0008
@@ -59,9 +60,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_alert_outbox_due", "alert_outbox", ["next_attempt_at"], unique=False,
                     sqlite_where=sa.text(DUE), postgresql_where=sa.text(DUE))
+    with op.batch_alter_table("workers") as batch:
+        batch.add_column(sa.Column("stale_writes", sa.Integer(), server_default="0", nullable=False))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("workers") as batch:
+        batch.drop_column("stale_writes")
     op.drop_index("ix_alert_outbox_due", table_name="alert_outbox")
     op.drop_table("alert_outbox")
     op.drop_index("ix_alert_episodes_started", table_name="alert_episodes")
