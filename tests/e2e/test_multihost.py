@@ -266,7 +266,7 @@ def test_workers_on_three_hosts_one_cut_off_one_skewed(tmp_path):
 
         # host 1 alone first: it leads maintenance and holds books mid-PROCESSING
         procs[1] = [start_worker(hosts, 1, cluster.url(hosts.db_address(1)), env[1], log(1, i)) for i in range(2)]
-        wait_for(lambda: len(workers_of(1)) == 2 and runner_host("refresh_health") == "host1", 60,
+        wait_for(lambda: len(workers_of(1)) == 2 and runner_host("refresh_health") == "host1", 120,
                  "host 1's two workers to start and one of them to run the maintenance")
         procs[2] = [start_worker(hosts, 2, cluster.url(hosts.db_address(2)), env[2], log(2, i)) for i in range(2)]
         procs[3] = [start_worker(hosts, 3, cluster.url(hosts.db_address(3)), env[3], log(3, i)) for i in range(2)]
@@ -277,7 +277,7 @@ def test_workers_on_three_hosts_one_cut_off_one_skewed(tmp_path):
                              "AND lease_owner = ANY(:w)", w=list(host1))
             return held if len(held) == len(host1) else None
 
-        wait_for(lambda: len(workers_of(2)) == 2 and len(workers_of(3)) == 2 and held_by_host1(), 60,
+        wait_for(lambda: len(workers_of(2)) == 2 and len(workers_of(3)) == 2 and held_by_host1(), 120,
                  "all six workers, and both of host 1's in the middle of a book")
         lost = [r["id"] for r in held_by_host1()]
         cut_at = app.clock.now()
@@ -289,7 +289,7 @@ def test_workers_on_three_hosts_one_cut_off_one_skewed(tmp_path):
             return len(done) == len(ids)
 
         wait_for(lambda: finished(lost), 120, "host 1's books to be finished by the other hosts")
-        wait_for(lambda: (runner_host("refresh_health") in ("host2", "host3")), 30,
+        wait_for(lambda: (runner_host("refresh_health") in ("host2", "host3")), 90,
                  "the maintenance to run on another host")
         maintenance_after_cut = rows(app, "SELECT name, last_run_at, last_result FROM maintenance_tasks "
                                           "WHERE last_run_at > :t", t=cut_at)
