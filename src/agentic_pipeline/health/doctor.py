@@ -59,6 +59,8 @@ class Context:
     app: Any = None
     db_problem: str | None = None
     watch_dir: Path | None = None
+    #: this host's clock, compared with the database server's (the App's clock on PostgreSQL is the server's)
+    host_clock: Any = None
 
 
 # ------------------------------------------------------------------ pure verdicts
@@ -136,7 +138,7 @@ def check_clock(ctx: Context) -> Check:
     after = time.monotonic()
     if server_now is None:
         return Check("clock", "ok", "SQLite: the database's clock is this host's")
-    mine = ctx.app.clock.now() - dt.timedelta(seconds=(after - before) / 2)  # this host's clock, mid-query
+    mine = ctx.host_clock.now() - dt.timedelta(seconds=(after - before) / 2)  # this host's clock, mid-query
     skew = (mine - server_now).total_seconds()
     status = skew_verdict(skew)
     ahead = "ahead of" if skew > 0 else "behind"
@@ -358,11 +360,16 @@ NAMES = tuple(name for name, _ in CHECKS)
 
 
 def run(settings, *, clock=None, skip: tuple[str, ...] = (), watch_dir: Path | None = None) -> dict[str, Any]:
-    """Every check (but those in ``skip``; the database check always runs): status, exit code, checks."""
+    """Every check (but those in ``skip``; the database check always runs): status, exit code, checks.
+
+    ``clock``: this host's clock (default the system's), which the clock check compares with the server's.
+    """
     unknown = sorted(set(skip) - set(NAMES))
     if unknown:
         raise errors.InputError(f"unknown check(s) {', '.join(unknown)}; valid: {', '.join(NAMES)}")
-    ctx = Context(settings=settings, watch_dir=watch_dir)
+    from agentic_pipeline.clock import SystemClock
+
+    ctx = Context(settings=settings, watch_dir=watch_dir, host_clock=clock or SystemClock())
     checks = []
     try:
         for name, fn in CHECKS:
@@ -372,8 +379,6 @@ def run(settings, *, clock=None, skip: tuple[str, ...] = (), watch_dir: Path | N
                 checks.append(fn(ctx))
             except errors.PipelineError as exc:  # the database went away half way: say so, carry on
                 checks.append(Check(name, "unknown", f"could not check: {exc.message}"))
-            if name == "database" and ctx.app is not None and clock is not None:
-                ctx.app.clock = clock
     finally:
         if ctx.app is not None:
             ctx.app.close()
