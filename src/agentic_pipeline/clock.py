@@ -64,7 +64,8 @@ class DatabaseClock:
     the time is carried forward from the last answer (this host's wall clock before any).
     """
 
-    def __init__(self, read_server: Callable[[], dt.datetime], *, resync_seconds: float = 30.0,
+    def __init__(self, read_server: Callable[[], "dt.datetime | tuple[dt.datetime, float]"], *,
+                 resync_seconds: float = 30.0,
                  monotonic: Callable[[], float] = time.monotonic, retry_seconds: float = 2.0) -> None:
         self._read, self._monotonic = read_server, monotonic
         self.resync_seconds, self.retry_seconds = resync_seconds, retry_seconds
@@ -98,7 +99,11 @@ class DatabaseClock:
                 logging.getLogger(__name__).debug("could not read the database clock: %s", exc)
                 return None
             after = self._monotonic()
-            self._base = (server, (before + after) / 2)  # the server read its clock about half way through
+            if isinstance(server, tuple):  # the reader timed the query itself (not the connection set-up)
+                server, at = server
+            else:
+                at = (before + after) / 2  # the server read its clock about half way through
+            self._base = (server, at)
             self._next_try = 0.0
             return self._base
         finally:
@@ -114,7 +119,7 @@ def for_database(db) -> Clock:
         return SystemClock()
     from agentic_pipeline.db import server_clock
 
-    return DatabaseClock(lambda: server_clock.read(db))
+    return DatabaseClock(lambda: server_clock.read_timed(db))
 
 
 def utcnow() -> dt.datetime:

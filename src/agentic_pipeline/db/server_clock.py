@@ -8,6 +8,7 @@ clock is this host's: ``julianday('now')``, for completeness and tests.
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import sqlalchemy as sa
 
@@ -18,6 +19,16 @@ def read(db) -> dt.datetime:
     """The server's current time, aware UTC."""
     with db.one_statement(write=False) as conn:
         return now(conn)
+
+
+def read_timed(db) -> tuple[dt.datetime, float]:
+    """The server's time and the ``time.monotonic()`` instant it belongs to: the middle of the query alone,
+    not of the connection set-up before it (a first connection takes tens of milliseconds)."""
+    with db.one_statement(write=False) as conn:
+        before = time.monotonic()
+        server = now(conn)
+        after = time.monotonic()
+    return server, (before + after) / 2
 
 
 def now(conn: sa.Connection) -> dt.datetime:
