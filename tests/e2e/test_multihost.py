@@ -12,7 +12,7 @@ What it builds (as root; skipped with the reason otherwise, a failure under ``CI
   its link is cut (``ip link set … down``); host 2 runs 3 minutes behind (libfaketime).
 
 It asserts: every book is processed exactly once end to end; host 1's books are finished by the others
-after their leases expire; host 1, once its link is back, writes nothing for a book it lost (its stale
+after their leases (6 s) expire; host 1, once its link is back, writes nothing for a book it lost (its stale
 writes are refused and counted in ``workers.stale_writes``); maintenance runs on another host after
 the cut; the skewed host loses no lease. Only the test's own addresses see any traffic.
 """
@@ -43,7 +43,7 @@ from tests.conftest import open_app
 from tests.orchestrator.helpers import REPO, write_text_books
 
 BOOKS = 240
-LEASE_SECONDS = 4
+LEASE_SECONDS = 6  # heartbeats every second: a loaded 2-core CI machine must not starve a live worker past it
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 CI = os.environ.get("CI", "").lower() == "true"
 
@@ -277,7 +277,15 @@ def test_workers_on_three_hosts_one_cut_off_one_skewed(tmp_path):
                              "AND lease_owner = ANY(:w)", w=list(host1))
             return held if len(held) == len(host1) else None
 
-        wait_for(lambda: len(workers_of(2)) == 2 and len(workers_of(3)) == 2 and held_by_host1(), 120,
+        def host1_between_transactions():
+            # cut while host 1 holds its books but has no transaction open: a cut in the middle of one leaves
+            # its row locks until the server drops the connection, which is docs/guide.md's server settings'
+            # business, not this test's (the others skip locked books when they claim)
+            busy = rows(app, "SELECT count(*) AS n FROM pg_stat_activity WHERE client_addr = CAST(:a AS inet) "
+                             "AND xact_start IS NOT NULL", a=f"10.{hosts.octet}.1.2")
+            return held_by_host1() if busy[0]["n"] == 0 else None
+
+        wait_for(lambda: len(workers_of(2)) == 2 and len(workers_of(3)) == 2 and host1_between_transactions(), 120,
                  "all six workers, and both of host 1's in the middle of a book")
         lost = [r["id"] for r in held_by_host1()]
         cut_at = app.clock.now()
