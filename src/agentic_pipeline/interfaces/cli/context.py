@@ -76,7 +76,10 @@ def console():
     """Rich output for people: our own markup styles it; data goes in through ``lit`` (no emoji codes either)."""
     from rich.console import Console
 
-    return Console(highlight=False, emoji=False)
+    from agentic_pipeline.interfaces.cli import render
+
+    # in a pipe or a file, a line is never wrapped at 80 columns (a path must survive grep and awk whole)
+    return Console(highlight=False, emoji=False, soft_wrap=not render.is_tty())
 
 
 def lit(value) -> str:

@@ -44,12 +44,12 @@ def status_cmd(obj, pipeline_id: int, as_json: bool) -> None:
 
 
 def _render_status(info) -> None:
-    from rich.table import Table
-
     out = console()
     stuck = info.get("stuck")
     flag = f"  [bold red]STUCK[/] {stuck['minutes_in_state']:.0f} min (expected {stuck['expected_minutes']:.0f})" if stuck else ""
-    out.print(f"[bold]Pipeline {info['id']}[/]  {lit(info['title'] or info['source_path'])}")
+    from agentic_pipeline.escaping import printable
+
+    out.print(f"[bold]Pipeline {info['id']}[/]  {lit(printable(info['title'] or info['source_path']))}")
     out.print(f"State: [bold]{info['state'].upper()}[/] for {_human_seconds(info['seconds_in_state'])}{flag}")
     out.print(f"Priority: {info['priority']}" + (f" (was {info['base_priority']})" if info['priority'] != info['base_priority'] else ""))
     if info.get("book_type"):
@@ -57,16 +57,28 @@ def _render_status(info) -> None:
     if info.get("duplicate_of"):
         out.print(f"Duplicate of pipeline {info['duplicate_of']} (same content)")
     if info.get("error"):
-        out.print(f"Last error ({lit(info.get('error_stage') or '?')}): [red]{lit(info['error'])}[/]")
+        entered = next((h for h in reversed(info["history"]) if h["to"] == info["state"]), None) or {}
+        where = info.get("error_stage") or (entered.get("to") if entered else None) or info["state"]
+        who = f" by {entered['actor']}" if entered.get("actor") and info["state"] in ("rejected", "failed") else ""
+        out.print(f"Last error ({lit(where)}{lit(who)}): [red]{lit(printable(info['error']))}[/]")
+        failed = [c.get("name") for c in (info.get("validation") or {}).get("checks") or []
+                  if not c.get("passed") and c.get("severity", "error") == "error"]
+        if failed:
+            out.print(f"Failed validation checks: {lit(', '.join(failed))} (details and overrides: "
+                      f"`agentic-pipeline show {info['id']}`)")
     if info.get("lease_owner"):
         out.print(f"Lease: {lit(info['lease_owner'])} until {info['lease_expires_at']:%Y-%m-%d %H:%M:%S} UTC")
     if info.get("next_attempt_at"):
         out.print(f"Next retry: {info['next_attempt_at']:%Y-%m-%d %H:%M:%S} UTC (attempt {info['retry_count'] + 1})")
-    table = Table("from", "to", "at (UTC)", "time in previous", "actor", box=None)
-    for h in info["history"]:
-        spent = _human_seconds(h["seconds_in_previous"]) if h["seconds_in_previous"] is not None else ""
-        table.add_row(h["from"] or "", h["to"], f"{h['at']:%Y-%m-%d %H:%M:%S}", spent, lit(h["actor"]))
-    out.print(table)
+    from agentic_pipeline.interfaces.cli import render
+
+    history = info["history"]
+    render.table([render.Column("at (UTC)"), render.Column("from"), render.Column("to"),
+                  render.Column("took", justify="right"), render.Column("actor", flex=True)],
+                 [[f"{h['at']:%Y-%m-%d %H:%M:%S}", h["from"] or "", h["to"],
+                   _human_seconds(h["seconds_in_previous"]) if h["seconds_in_previous"] is not None else "", h["actor"]]
+                  for h in history[-20:]],
+                 more=max(0, len(history) - 20), hint="earlier rows: use --json")
 
 
 def _human_seconds(seconds: float) -> str:

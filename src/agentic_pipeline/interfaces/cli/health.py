@@ -175,17 +175,20 @@ def stuck_cmd(obj, as_json: bool, recover: bool, reset_id: int | None, action: s
 
 
 def _render_stuck(d) -> None:
-    from rich.table import Table
+    from agentic_pipeline.interfaces.cli import render
 
     if not d["stuck"]:
         click.echo("No stuck books.")
         return
-    table = Table("id", "state", "minutes", "expected", "why", "lease", "recoveries", "rule says", box=None)
-    for s, dec in zip(d["stuck"], d["decisions"]):
-        table.add_row(str(s["id"]), s["state"], f"{s['minutes_in_state']:.0f}",
-                      f"{s['expected_minutes']:.0f} ({s['expected_source']})", s["reason"], lit(s["lease_owner"]),
-                      str(s["auto_recovery_count"]), lit(f"{dec['action']}: {dec['reason']}"))
-    console().print(table)
+    room = render.screen_rows(reserved=4)
+    click.echo(f"{len(d['stuck']):,} stuck book{'s' if len(d['stuck']) != 1 else ''} (minutes in state / expected)")
+    render.table([render.Column("id", justify="right"), render.Column("state"), render.Column("min", justify="right"),
+                  render.Column("expected", justify="right"), render.Column("why"), render.Column("lease"),
+                  render.Column("rule says", flex=True)],
+                 [[s["id"], s["state"], f"{s['minutes_in_state']:.0f}", f"{s['expected_minutes']:.0f}", s["reason"],
+                   s["lease_owner"] or "", f"{dec['action']}: {dec['reason']}"]
+                  for s, dec in list(zip(d["stuck"], d["decisions"]))[:room]],
+                 more=len(d["stuck"]) - room)
 
 
 def _render_recovery(d) -> None:
