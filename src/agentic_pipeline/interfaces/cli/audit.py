@@ -55,7 +55,7 @@ def _render_entries(rows) -> None:
         return
     # the pipeline id names the book (as every command takes it); reasons wrap at words, never cut
     render.table([render.Column("id", justify="right"), render.Column("when (UTC)"), render.Column("action"),
-                  render.Column("actor"), render.Column("pipeline", justify="right"), render.Column("reason", flex=True)],
+                  render.Column("actor"), render.Column("pipeline", justify="right"), render.Column("reason", flex=True, wrap=True)],
                  [[r["id"], render.when(r["performed_at"]), r["action"], r["actor"], r["pipeline_id"] or "",
                    r["reason"] or ""] for r in rows])
 

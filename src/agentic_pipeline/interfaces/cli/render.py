@@ -1,8 +1,8 @@
 """Tables that scale: a screenful on a terminal, one unwrapped record per line in a pipe.
 
 On a TTY a table is drawn by Rich at the terminal's width: short columns (ids, states, dates,
-numbers) never wrap or get cut, the one flexible column (a title, a path, a reason) takes the rest
-and wraps at word boundaries. When stdout is not a TTY nothing is wrapped or truncated: a header
+numbers) never wrap or get cut, the one flexible column (a title, a path, a reason) takes the rest:
+a title is cut with "…" so one book is one line, a reason wraps at word boundaries. When stdout is not a TTY nothing is wrapped or truncated: a header
 line, then one record per line with tab-separated fields, so grep, cut and awk work. Either way
 every field goes through ``escaping.printable`` (a title with a newline cannot forge a row).
 
@@ -32,6 +32,8 @@ class Column:
     name: str
     flex: bool = False
     justify: str = "left"
+    #: a flex column on a terminal: wrap at words (reasons), or one line cut with "…" (titles: one row, one line)
+    wrap: bool = False
 
 
 def is_tty() -> bool:
@@ -73,7 +75,8 @@ def _rich_table(columns: Sequence[Column], rows: list[list[str]]) -> None:
     t = Table(box=None, pad_edge=False, show_edge=False)
     for i, c in enumerate(columns):
         if c.flex:
-            t.add_column(c.name, ratio=1, overflow="fold", justify=c.justify)
+            t.add_column(c.name, ratio=1, justify=c.justify, no_wrap=not c.wrap,
+                         overflow="fold" if c.wrap else "ellipsis")
         else:
             longest = max([len(c.name)] + [len(r[i]) for r in rows])
             t.add_column(c.name, no_wrap=True, min_width=longest, justify=c.justify)
