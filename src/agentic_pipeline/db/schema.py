@@ -60,6 +60,8 @@ processing_pipelines = sa.Table(
     sa.Column("processing_result", JSONDoc),
     sa.Column("approved_by", sa.String(128)),
     sa.Column("approved_at", UTCDateTime),
+    # i15 (0010): this book's own OCR mode (auto / force / off), set by `reprocess --ocr`; NULL = the setting
+    sa.Column("ocr_mode", sa.String(8)),
     sa.CheckConstraint("priority BETWEEN 1 AND 10", name="priority_range"),
     sa.CheckConstraint("base_priority BETWEEN 1 AND 10", name="base_priority_range"),
     sa.CheckConstraint(f"state IN ({_STATES})", name="state_valid"),
@@ -224,6 +226,9 @@ books = sa.Table(
     sa.Column("chapter_count", sa.Integer, nullable=False, server_default="0"),
     sa.Column("metadata", JSONDoc),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # i15 (0010): pages read by OCR and their mean word confidence (0-100); NULL when none were
+    sa.Column("ocr_pages", sa.Integer),
+    sa.Column("ocr_confidence", sa.Float),
     # SQLite reuses the largest rowid once its row is gone (a rolled-back book): AUTOINCREMENT never does, so
     # a book id in the audit trail or a search result always means one book (migration 0006)
     sqlite_autoincrement=True,

@@ -46,6 +46,8 @@ class ExtractedBook:
     warnings: tuple[str, ...] = ()
     #: how chapters were found: "toc", "nav", "ncx", "spine", "outline", "headings", "pages", "single"
     split_method: str = ""
+    #: set when pages were read by OCR: {"pages", "mean_confidence", "refused_pages", "engine", ...}
+    ocr: dict[str, Any] | None = None
 
     @property
     def word_count(self) -> int:
@@ -74,6 +76,7 @@ class ExtractedBook:
             source_word_count=data["source_word_count"],
             warnings=tuple(data.get("warnings") or ()),
             split_method=data.get("split_method", ""),
+            ocr=data.get("ocr"),
         )
 
 

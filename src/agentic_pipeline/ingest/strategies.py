@@ -34,6 +34,8 @@ class Thresholds:
     #: fewer words than this is no book of this type (a 200-word file is a note, not a book)
     min_words: int
     expected_languages: tuple[str, ...] = ()
+    #: a book read by OCR needs at least this mean word confidence (0-100)
+    min_ocr_confidence: float = 70.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

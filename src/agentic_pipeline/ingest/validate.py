@@ -72,6 +72,8 @@ def validate(book: ExtractedBook, strategy: Strategy, *, chunk_texts: Sequence[s
         check_empty(counts, strategy.validation.max_empty_chapter_ratio),
         check_language(book.text, book.metadata.language, strategy.validation.expected_languages),
     ]
+    if book.ocr:
+        checks.append(check_ocr(book.ocr, strategy.validation.min_ocr_confidence))
     if chunk_texts is not None:
         chunk_words = sum(text_stats.count_words(t) for t in chunk_texts)
         checks.append(check_chunk_coverage(chunk_words, book.word_count, strategy.validation.min_coverage))
@@ -108,6 +110,21 @@ def check_size(words: int, minimum: int, book_type: str) -> Check:
     return Check("size", float(words), minimum, words >= minimum,
                  f"{words:,} words, too short for a {kind} (at least {minimum:,})" if words < minimum
                  else f"{words:,} words (at least {minimum:,})")
+
+
+def check_ocr(summary: dict[str, Any], minimum: float) -> Check:
+    """A book read by OCR: its mean word confidence must reach ``minimum``; refused pages are a warning."""
+    mean = float(summary.get("mean_confidence") or 0.0)
+    pages = int(summary.get("pages") or 0)
+    refused = list(summary.get("refused_pages") or ())
+    if mean < minimum:
+        return Check("ocr_confidence", mean, minimum, False,
+                     f"{pages} page(s) read by OCR with mean confidence {mean:.0f} (need {minimum:g})")
+    detail = f"{pages} page(s) read by OCR, mean confidence {mean:.0f}"
+    if refused:
+        return Check("ocr_confidence", mean, minimum, False,
+                     f"{detail}; {len(refused)} page(s) refused as unreadable", "warning")
+    return Check("ocr_confidence", mean, minimum, True, detail)
 
 
 def check_chunk_coverage(chunk_words: int, book_words: int, minimum: float) -> Check:

@@ -47,6 +47,8 @@ CLI_ONLY: dict[str, str] = {
     "mcp": "this server itself: an assistant is already talking to it",
     "reembed": "a long batch job over the whole library after an administrator changes the embedding model; "
                "run it from a shell, where its progress is visible",
+    "reprocess": "throws away a book's processed text and reads the file again (i15); not offered to assistants "
+                 "until the MCP surface decides how to confirm it",
     "escape-hatch": "the emergency stop for automatic approvals belongs to the person operating the "
                     "pipeline; assistants read the policy with get_autonomy_status",
     "override": "overruling the validator is a person's decision with a reason, not an assistant's",

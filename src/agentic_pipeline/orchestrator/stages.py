@@ -60,7 +60,7 @@ def classifying(app, p) -> Outcome:
     """Extract the book and classify it; keep the type, confidence, reasoning and the book's profile."""
     from agentic_pipeline.ingest import classify
 
-    book = extract(app, p.source_path)
+    book = extract(app, p.source_path, p.row)
     changed = source_changed(app, p)
     if changed is not None:
         return changed
@@ -73,6 +73,7 @@ def classifying(app, p) -> Outcome:
         "page_count": meta.page_count, "identifiers": list(meta.identifiers), "metadata_title": meta.title,
         "source_word_count": book.source_word_count, "word_count": book.word_count,
         "chapter_count": len(book.chapters), "split_method": book.split_method, "warnings": list(book.warnings),
+        "ocr": book.ocr,
     }
     title = meta.title or Path(p.source_path).stem
     return Outcome(State.SELECTING_STRATEGY, {
@@ -96,7 +97,7 @@ def processing(app, p) -> Outcome:
 
     started = time.monotonic()
     strategy = p.row.get("strategy") or {}
-    book = extract(app, p.source_path)
+    book = extract(app, p.source_path, p.row)
     changed = source_changed(app, p)
     if changed is not None:
         return changed
@@ -113,7 +114,8 @@ def processing(app, p) -> Outcome:
                  "authors": list(meta.authors), "language": _language(meta.language, book.text),
                  "book_type": p.row.get("book_type"),
                  "source_path": p.source_path, "word_count": book.word_count,
-                 "metadata": {"format": meta.format, "split_method": book.split_method}},
+                 "metadata": {"format": meta.format, "split_method": book.split_method},
+                 **ocr_columns(book.ocr)},
         "chapters": [{"chapter_index": c.index, "title": c.title, "text": c.text, "word_count": c.word_count}
                      for c in book.chapters],
         "chunks": [{"chapter_index": c.chapter_index, "ordinal": c.ordinal, "position": c.position,
@@ -233,10 +235,32 @@ def source_changed(app, p) -> Outcome | None:
                            "now": digest})
 
 
-def extract(app, path: str):
+def extract(app, path: str, row: dict[str, Any] | None = None):
+    """Extract the book at ``path``; ``row`` (the pipeline) supplies the book's own OCR mode and its content hash."""
     from agentic_pipeline.ingest import extract as extract_mod
 
-    return _read_guard(path, lambda: extract_mod.extract(path, max_bytes=int(app.settings.max_book_mb) * 1024 * 1024))
+    options = ocr_options(app.settings, row or {})
+    return _read_guard(path, lambda: extract_mod.extract(path, max_bytes=int(app.settings.max_book_mb) * 1024 * 1024,
+                                                         ocr_options=options))
+
+
+def ocr_options(settings, row: dict[str, Any]):
+    """The OCR options for one book: the settings, the book's own mode (``reprocess --ocr``) over the default."""
+    from agentic_pipeline.ingest.extract import ocr
+
+    digest = row.get("content_hash")
+    cache = str(Path(settings.data_dir) / "ocr-cache" / f"{digest}.json") if digest else ""
+    return ocr.OcrOptions(mode=row.get("ocr_mode") or settings.ocr_mode, languages=settings.ocr_languages,
+                          dpi=int(settings.ocr_dpi), page_seconds=float(settings.ocr_page_seconds),
+                          min_confidence=float(settings.ocr_min_confidence), tessdata_dir=settings.ocr_tessdata,
+                          cache_file=cache)
+
+
+def ocr_columns(summary: dict[str, Any] | None) -> dict[str, Any]:
+    """The library book's OCR columns: pages read by OCR and their mean confidence (None when none were)."""
+    if not summary or not summary.get("pages"):
+        return {"ocr_pages": None, "ocr_confidence": None}
+    return {"ocr_pages": int(summary["pages"]), "ocr_confidence": float(summary["mean_confidence"])}
 
 
 def _read_guard(path: str, fn):
@@ -277,7 +301,8 @@ def stored_book(app, p):
     chapters = tuple(model.Chapter(index=r["chapter_index"], title=r["title"], text=r["text"]) for r in rows)
     split = (p.row.get("processing_result") or {}).get("split_method", prof.get("split_method", ""))
     book = model.ExtractedBook(metadata=meta, chapters=chapters, source_word_count=prof.get("source_word_count", 0),
-                               warnings=tuple(prof.get("warnings") or ()), split_method=split)
+                               warnings=tuple(prof.get("warnings") or ()), split_method=split,
+                               ocr=prof.get("ocr"))
     return book, texts
 
 

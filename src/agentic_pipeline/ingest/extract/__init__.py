@@ -12,7 +12,7 @@ from pathlib import Path
 
 from agentic_pipeline import errors
 from agentic_pipeline.ingest import model
-from agentic_pipeline.ingest.extract import epub, pdf, sniff, text
+from agentic_pipeline.ingest.extract import epub, ocr, pdf, sniff, text
 from agentic_pipeline.ingest.extract.limits import Limits
 from agentic_pipeline.ingest.extract.sniff import SUPPORTED_SUFFIXES
 
@@ -28,9 +28,11 @@ def extract(
     max_pages: int = _DEFAULTS.max_pages,
     max_unpacked: int = _DEFAULTS.max_unpacked,
     max_garbage_ratio: float = _DEFAULTS.max_garbage_ratio,
+    ocr_options: ocr.OcrOptions | None = None,
 ) -> model.ExtractedBook:
     """Read the book at ``path`` into metadata and chapters.
 
+    ``ocr_options`` (PDF only): how pages without a text layer are read by OCR; None means off.
     Raises a ``BookError`` subclass for a bad book (empty, corrupt, encrypted, scanned,
     garbled, too large, unsupported) and ``InputError`` when the path is not a readable file.
     """
@@ -46,7 +48,7 @@ def extract(
             path=str(path),
         )
     if kind == "pdf":
-        return pdf.read(path, limits)
+        return pdf.read(path, limits, ocr_options)
     if kind == "zip":
         return epub.read(path, limits)
     return text.read(path, _read_bytes(path), kind, limits)

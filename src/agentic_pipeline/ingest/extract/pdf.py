@@ -15,13 +15,14 @@ import ctypes
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from agentic_pipeline import errors
 from agentic_pipeline.ingest import model, text_stats
-from agentic_pipeline.ingest.extract import chapters, pdf_headings, quality
+from agentic_pipeline.ingest.extract import chapters, ocr, pdf_headings, quality
 from agentic_pipeline.ingest.extract.limits import Limits
 
 PAGE_SEPARATOR = "\n\n"
@@ -32,8 +33,8 @@ _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
 MAX_OUTLINE_DEPTH = 4
 
 
-def read(path: Path, limits: Limits) -> model.ExtractedBook:
-    """Extract a PDF file already sniffed as PDF."""
+def read(path: Path, limits: Limits, ocr_options: ocr.OcrOptions | None = None) -> model.ExtractedBook:
+    """Extract a PDF file already sniffed as PDF; pages without a text layer are OCRed per ``ocr_options``."""
     doc = _open(path)
     try:
         page_count = len(doc)
@@ -46,13 +47,14 @@ def read(path: Path, limits: Limits) -> model.ExtractedBook:
                 path=str(path),
             )
         pages, warnings = _page_texts(doc)
+        read_by_ocr = _ocr_pages(doc, pages, ocr_options or ocr.OcrOptions(mode="off"), warnings)
         outline = _outline(doc, page_count)
         info = _info(doc)
         if not chapters.clean_title(info.get("Title")):
             info["FirstPageTitle"] = _first_page_title(doc)
     finally:
         doc.close()
-    return _assemble(path, pages, outline, info, warnings, limits)
+    return _assemble(path, pages, outline, info, warnings, limits, read_by_ocr)
 
 
 def _open(path: Path) -> pdfium.PdfDocument:
@@ -94,6 +96,54 @@ def _page_texts(doc: pdfium.PdfDocument) -> tuple[list[str], list[str]]:
             bad.append(i + 1)
     warnings = [f"{len(bad)} unreadable page(s) skipped: {_page_list(bad)}"] if bad else []
     return pages, warnings
+
+
+def _needs_ocr(text: str) -> bool:
+    return len(text) < 200 and text_stats.count_words(text) < MIN_PAGE_WORDS
+
+
+def _ocr_pages(doc: pdfium.PdfDocument, pages: list[str], options: ocr.OcrOptions,
+               warnings: list[str]) -> dict[str, Any] | None:
+    """OCR the pages that need it (auto: no text layer; force: all), in place; the OCR summary or None.
+
+    A page OCR refuses (blank, low confidence, past its time limit) keeps its text layer (usually
+    nothing). Without the engine or its language data, auto mode leaves the pages as they are (the
+    text-layer check then explains) and force mode is a configuration error.
+    """
+    if options.mode == "off":
+        return None
+    todo = [i for i, text in enumerate(pages) if options.mode == "force" or _needs_ocr(text)]
+    if not todo:
+        return None
+    missing = ocr.unavailable_reason(options)
+    if missing is not None:
+        if options.mode == "force":
+            raise errors.ConfigError(f"OCR was forced but cannot run: {missing}")
+        warnings.append(f"{len(todo)} page(s) without a text layer were not OCRed: {missing}")
+        return {"mode": options.mode, "pages": 0, "mean_confidence": 0.0, "unavailable": missing}
+    results: dict[int, ocr.PageResult] = {}
+    cache = ocr.PageCache(options)
+    with ocr.Reader(options) as reader:
+        for i in todo:
+            results[i] = cache.get(i) or _read_one(reader, doc, i, cache)
+            if results[i].status == "ok":
+                pages[i] = chapters.normalize(results[i].text)
+        cache.flush()
+    summary = ocr.summary(results, options, reader.engine)
+    if summary["refused_pages"]:
+        warnings.append(f"OCR refused {len(summary['refused_pages'])} page(s) (low confidence, not words or over "
+                        f"the time limit): {_page_list(summary['refused_pages'])}")
+    return summary if summary["pages"] or summary["refused_pages"] else None
+
+
+def _read_one(reader: ocr.Reader, doc: pdfium.PdfDocument, index: int, cache: ocr.PageCache) -> ocr.PageResult:
+    page = doc[index]
+    try:
+        result = reader.read_page(page)
+    finally:
+        page.close()
+    cache.put(index, result)
+    return result
 
 
 def _outline(doc: pdfium.PdfDocument, page_count: int) -> list[tuple[int, str, int]]:
@@ -186,9 +236,9 @@ def _info(doc: pdfium.PdfDocument) -> dict[str, str]:
         return {}
 
 
-def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBook:
+def _assemble(path, pages, outline, info, warnings, limits, read_by_ocr=None) -> model.ExtractedBook:
     page_words = [text_stats.count_words(page) for page in pages]
-    _check_text_layer(path, pages, page_words, warnings)
+    _check_text_layer(path, pages, page_words, warnings, read_by_ocr)
     offsets, pos = [], 0
     for page in pages:
         offsets.append(pos)
@@ -214,6 +264,7 @@ def _assemble(path, pages, outline, info, warnings, limits) -> model.ExtractedBo
         source_word_count=sum(page_words),
         warnings=tuple(warnings),
         split_method=method if len(built) > 1 else "single",
+        ocr=read_by_ocr if read_by_ocr and read_by_ocr.get("pages") else None,
     )
 
 
@@ -245,15 +296,23 @@ class _WordsBefore:
         return all(0 == s or s == len(text) or text[s - 1].isspace() or text[s].isspace() for _, s, _ in spans)
 
 
-def _check_text_layer(path: Path, pages: list[str], page_words: list[int], warnings: list[str]) -> None:
+def _check_text_layer(path: Path, pages: list[str], page_words: list[int], warnings: list[str],
+                      read_by_ocr: dict[str, Any] | None = None) -> None:
     """NoTextLayer when (nearly) no page has text; a warning when many pages lack it."""
     empty = [i + 1 for i, (p, n) in enumerate(zip(pages, page_words)) if len(p) < 200 and n < MIN_PAGE_WORDS]
     with_text = len(pages) - len(empty)
     if with_text == 0 or (len(pages) >= 10 and with_text < 0.1 * len(pages)):
+        if read_by_ocr is None:
+            why, hint = "scanned pages need OCR", "OCR is off: reprocess the book with --ocr auto (or set ocr_mode)"
+        elif read_by_ocr.get("unavailable"):
+            why, hint = "scanned pages need OCR", read_by_ocr["unavailable"]
+        else:
+            why = (f"OCR found no trustworthy text ({len(read_by_ocr.get('refused_pages') or [])} page(s) refused, "
+                   f"{read_by_ocr.get('blank_pages', 0)} blank)")
+            hint = "the scan may be too poor, or in a language without Tesseract data (setting ocr_languages)"
         raise errors.NoTextLayer(
-            f"no text layer: scanned pages need OCR: {path.name} "
-            f"({with_text} of {len(pages)} pages have text)",
-            hint="run OCR (e.g. ocrmypdf) and add the result",
+            f"no text layer: {why}: {path.name} ({with_text} of {len(pages)} pages have text)",
+            hint=hint,
             path=str(path),
         )
     if len(empty) > 0.3 * len(pages):

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "process": ("work:process_cmd", "Queue one book; with --wait, drive it through every stage now."),
     "worker": ("work:worker_cmd", "Run workers that take books through the pipeline."),
     "retry": ("work:retry_cmd", "Retry a book in NEEDS_RETRY, FAILED or REJECTED now (or every due one)."),
+    "reprocess": ("reprocess:reprocess_cmd", "Read a book again from the start, e.g. with --ocr force."),
     "pending": ("work:pending_cmd", "List books waiting for approval."),
     "approve": ("work:approve_cmd", "Approve a validated book so a worker embeds it into the library."),
     "reject": ("work:reject_cmd", "Reject a book, with a reason."),

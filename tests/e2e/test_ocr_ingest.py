@@ -1,0 +1,41 @@
+"""A scanned PDF through the real CLI and the stage child process: refused with OCR off, read by OCR after
+``reprocess --ocr auto``, and the library book records it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import CORPUS, open_app
+from tests.orchestrator.helpers import run_cli, worker_env
+
+SCAN = CORPUS / "scan-huckfinn.pdf"
+
+
+@pytest.mark.corpus
+def test_scanned_pdf_is_ingested_by_ocr_after_reprocess(sqlite_url, tmp_path):
+    if not SCAN.is_file():
+        pytest.skip("needs ../shared/corpus")
+    env = worker_env(AGENTIC_PIPELINE_OCR_MODE="off", AGENTIC_PIPELINE_DATA_DIR=str(tmp_path / "data"))
+    out = run_cli(sqlite_url, "process", str(SCAN), "--wait", "--json", env=env)
+    ended = json.loads(out.stdout)
+    assert ended["state"] == "rejected" and "scanned pages need OCR" in (ended.get("error") or out.stdout)
+    again = json.loads(run_cli(sqlite_url, "reprocess", str(ended["id"]), "--ocr", "auto", "--json", env=env).stdout)
+    assert again["state"] == "needs_retry" and again["ocr_mode"] == "auto"
+    worker = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1", env=env)
+    assert worker.returncode == 0, worker.stderr
+    app = open_app(sqlite_url)
+    try:
+        p = app.pipelines.get(ended["id"])
+        assert p.state.value == "pending_approval", p.row.get("error")
+        assert p.row["book_profile"]["ocr"]["pages"] == 1
+        assert any(c["name"] == "ocr_confidence" and c["passed"] for c in p.row["validation_result"]["checks"])
+        from agentic_pipeline.db.schema import books
+
+        with app.db.read() as conn:
+            row = conn.execute(sa.select(books.c.ocr_pages, books.c.ocr_confidence)).one()
+        assert row.ocr_pages == 1 and row.ocr_confidence > 80
+    finally:
+        app.close()
