@@ -13,7 +13,7 @@ from agentic_pipeline.batch.filters import make_filter
 from agentic_pipeline.books import operations
 from agentic_pipeline.interfaces.cli import cli
 from tests.batch import rows
-from tests.orchestrator.helpers import SAMPLES, run_cli
+from tests.orchestrator.helpers import SAMPLES, run_cli, worker_env
 
 
 def _seed(app, clock):
@@ -145,11 +145,13 @@ def test_cli_books_piped_is_one_record_per_line(sqlite_app, clock):
 
 
 def test_show_names_the_hint_and_who_rejected(sqlite_url):
-    out = run_cli(sqlite_url, "process", str(SAMPLES.parent / "broken" / "scan-huckfinn.pdf"), "--wait", "--json")
+    ocr_off = worker_env(AGENTIC_PIPELINE_OCR_MODE="off")  # with OCR on (the default) the scan is read, not rejected
+    out = run_cli(sqlite_url, "process", str(SAMPLES.parent / "broken" / "scan-huckfinn.pdf"), "--wait", "--json",
+                  env=ocr_off)
     assert out.returncode == 0, out.stderr
     pid = json.loads(out.stdout)["id"]
-    shown = run_cli(sqlite_url, "show", str(pid))
+    shown = run_cli(sqlite_url, "show", str(pid), env=ocr_off)
     assert shown.returncode == 0, shown.stderr
-    assert "by system:validator" in shown.stdout and "What to do: run OCR" in shown.stdout
-    d = json.loads(run_cli(sqlite_url, "show", str(pid), "--json").stdout)
-    assert d["error"]["hint"].startswith("run OCR") and "(run OCR" not in d["error"]["message"]
+    assert "by system:validator" in shown.stdout and "What to do: OCR is off" in shown.stdout
+    d = json.loads(run_cli(sqlite_url, "show", str(pid), "--json", env=ocr_off).stdout)
+    assert d["error"]["hint"].startswith("OCR is off") and "(OCR is off" not in d["error"]["message"]

@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import sqlalchemy as sa
 
-from tests.conftest import CORPUS, open_app
+from tests.conftest import SAMPLES, open_app
 from tests.orchestrator.helpers import run_cli, worker_env
 
-SCAN = CORPUS / "scan-huckfinn.pdf"
+SCAN = SAMPLES / "broken" / "scan-huckfinn.pdf"  # the corpus's scanned PDF, copied into samples/
 
 
-@pytest.mark.corpus
 def test_scanned_pdf_is_ingested_by_ocr_after_reprocess(sqlite_url, tmp_path):
-    if not SCAN.is_file():
-        pytest.skip("needs ../shared/corpus")
     env = worker_env(AGENTIC_PIPELINE_OCR_MODE="off", AGENTIC_PIPELINE_DATA_DIR=str(tmp_path / "data"))
     out = run_cli(sqlite_url, "process", str(SCAN), "--wait", "--json", env=env)
     ended = json.loads(out.stdout)
