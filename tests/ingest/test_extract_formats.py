@@ -170,7 +170,7 @@ def test_epub_illustrators_and_translators_are_not_authors():
 
 @pytest.mark.parametrize("raw, names", [
     ("Achim Zeileis, Gabor Grothendieck", ("Achim Zeileis", "Gabor Grothendieck")),
-    ("Zeileis, Achim", ("Zeileis, Achim",)),
+    ("Zeileis, Achim", ("Achim Zeileis",)),
     ("A. One and B. Two; C Three", ("A. One", "B. Two", "C Three")),
     ("R Core Team", ("R Core Team",)),
 ])

@@ -29,6 +29,8 @@ class Metadata:
     format: str = ""
     #: pages for a PDF, spine items for an EPUB, 1 for text
     page_count: int = 0
+    #: a checksum-valid ISBN as 13 digits (from the EPUB package or the PDF's first pages), else None
+    isbn: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class ExtractedBook:
                 identifiers=tuple(meta.get("identifiers") or ()),
                 format=meta.get("format", ""),
                 page_count=meta.get("page_count", 0),
+                isbn=meta.get("isbn"),
             ),
             chapters=tuple(Chapter(index=c["index"], title=c["title"], text=c["text"]) for c in data["chapters"]),
             source_word_count=data["source_word_count"],

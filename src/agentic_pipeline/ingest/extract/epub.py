@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from agentic_pipeline import errors
-from agentic_pipeline.ingest import model, text_stats
+from agentic_pipeline.ingest import metadata, model, text_stats
 from agentic_pipeline.ingest.extract import chapters, epub_package, html, quality
 from agentic_pipeline.ingest.extract.limits import Limits
 
@@ -102,12 +102,13 @@ def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
     quality.check_garbage(full_text, path, limits.max_garbage_ratio)
     built = chapters.build(parts, line_titles=False, words=counts)
     meta = model.Metadata(
-        title=chapters.clean_title(package.title) or path.stem,
-        authors=package.authors,
+        title=chapters.clean_title(metadata.title_or_none(package.title) or package.title) or path.stem,
+        authors=metadata.split_authors(package.authors, path=str(path)),
         language=package.language,
         identifiers=package.identifiers,
         format="epub",
         page_count=len(package.spine),
+        isbn=metadata.find_isbn(package.identifiers),
     )
     method = ("nav" if toc.kind == "nav" else "ncx" if toc.kind == "ncx" else "spine") if len(built) > 1 else "single"
     return model.ExtractedBook(meta, built, source_words, tuple(warnings), method)

@@ -21,14 +21,16 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from agentic_pipeline import errors
-from agentic_pipeline.ingest import model, text_stats
-from agentic_pipeline.ingest.extract import chapters, ocr, pdf_headings, quality
+from agentic_pipeline.ingest import metadata, model, text_stats
+from agentic_pipeline.ingest.extract import chapters, ocr, pdf_headings, pdf_title, quality
 from agentic_pipeline.ingest.extract.limits import Limits
 
 PAGE_SEPARATOR = "\n\n"
 #: a page with fewer words than this counts as having no text layer
 MIN_PAGE_WORDS = 5
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
+#: the copyright page is among the first pages: an ISBN is looked for there (labelled "ISBN" only)
+ISBN_PAGES = 8
 #: outline levels looked at for chapters (a deeper level is a section of a section of ...)
 MAX_OUTLINE_DEPTH = 4
 
@@ -49,9 +51,7 @@ def read(path: Path, limits: Limits, ocr_options: ocr.OcrOptions | None = None) 
         pages, warnings = _page_texts(doc)
         read_by_ocr = _ocr_pages(doc, pages, ocr_options or ocr.OcrOptions(mode="off"), warnings)
         outline = _outline(doc, page_count)
-        info = _info(doc)
-        if not chapters.clean_title(info.get("Title")):
-            info["FirstPageTitle"] = _first_page_title(doc)
+        info = _described(doc, path)
     finally:
         doc.close()
     return _assemble(path, pages, outline, info, warnings, limits, read_by_ocr)
@@ -187,46 +187,52 @@ def _children(doc: pdfium.PdfDocument, parent, level: int, seen: set[int]):
         pointer = pdfium_c.FPDFBookmark_GetNextSibling(doc, pointer)
 
 
-#: a first-page title longer than this many words is a notice or a paragraph, not a title
-TITLE_MAX_WORDS = 12
+def _described(doc: pdfium.PdfDocument, path: Path) -> dict[str, Any]:
+    """Title and authors from the best source: the Info fields, the XMP packet, then the title page.
 
-
-def _first_page_title(doc: pdfium.PdfDocument) -> str:
-    """The text set in the largest font on page 1 (most PDFs leave the Title field empty); "" when unsure.
-
-    Only the first run of largest-size characters, at most ``TITLE_MAX_WORDS`` words and mostly
-    letters; anything else falls back to the file name.
+    Each source's values go through ``metadata`` (placeholders and file names refused, TeX logos and
+    ligatures repaired), so a junk Info Title ("main.tex") falls through to the title page.
     """
+    info = _info(doc)
+    xmp = _xmp(path)
+    title = metadata.title_or_none(info.get("Title"), str(path)) or metadata.title_or_none(xmp.get("title"), str(path))
+    authors = metadata.split_authors(info.get("Author"), path=str(path)) or metadata.split_authors(
+        xmp.get("creators") or None, path=str(path))
+    if not title or not authors:
+        page_title, page_authors = pdf_title.title_page(doc)
+        title = title or page_title
+        authors = authors or page_authors
+    return {"title": title, "authors": authors}
+
+
+_XMP = re.compile(rb"<x:xmpmeta.*?</x:xmpmeta>", re.S)
+_XMP_FIELD = re.compile(r"<dc:(title|creator)>(.*?)</dc:\1>", re.S)
+_RDF_LI = re.compile(r"<rdf:li[^>]*>(.*?)</rdf:li>", re.S)
+#: only this much of the file's head and tail is searched for an uncompressed XMP packet
+XMP_SCAN_BYTES = 4 << 20
+
+
+def _xmp(path: Path) -> dict[str, Any]:
+    """dc:title and dc:creator of an uncompressed XMP packet (the usual case), or {}."""
+    import html
+
     try:
-        page = doc[0]
-        textpage = page.get_textpage()
-    except (pdfium.PdfiumError, IndexError):
-        return ""
-    try:
-        chars = []
-        for i in range(min(textpage.count_chars(), 4000)):
-            chars.append((round(pdfium_c.FPDFText_GetFontSize(textpage.raw, i), 1),
-                          chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i))))
-    finally:
-        textpage.close()
-        page.close()
-    sizes = [size for size, ch in chars if ch.strip()]
-    if not sizes:
-        return ""
-    biggest, out, started = max(sizes), [], False
-    for size, ch in chars:
-        if size >= biggest - 0.5:
-            out.append(ch)
-            started = True
-        elif started and not ch.strip():
-            out.append(" ")
-        elif started and len("".join(out).strip()) > 3:
-            break
-    title = " ".join("".join(out).split())
-    letters = sum(ch.isalpha() for ch in title)
-    if not title or len(title.split()) > TITLE_MAX_WORDS or letters < 0.6 * len(title.replace(" ", "")):
-        return ""
-    return chapters.clean_title(title) or ""
+        with open(path, "rb") as handle:
+            data = handle.read(XMP_SCAN_BYTES)
+    except OSError:
+        return {}
+    match = _XMP.search(data)
+    if match is None:
+        return {}
+    packet = match.group(0).decode("utf-8", "replace")
+    found: dict[str, Any] = {}
+    for field, body in _XMP_FIELD.findall(packet):
+        values = [html.unescape(v).strip() for v in _RDF_LI.findall(body)] or [html.unescape(body).strip()]
+        if field == "title":
+            found["title"] = values[0]
+        else:
+            found["creators"] = values
+    return found
 
 
 def _info(doc: pdfium.PdfDocument) -> dict[str, str]:
@@ -252,11 +258,14 @@ def _assemble(path, pages, outline, info, warnings, limits, read_by_ocr=None) ->
         [(title, text[start:end]) for title, start, end in spans],
         words=[counter(end) - counter(start) for _, start, end in spans] if counter.exact(text, spans) else None,
     )
+    isbn = metadata.find_isbn_on_copyright_page(pages[:ISBN_PAGES])
     meta = model.Metadata(
-        title=chapters.clean_title(info.get("Title")) or info.get("FirstPageTitle") or path.stem,
-        authors=_authors(info.get("Author", "")),
+        title=chapters.clean_title(info.get("title")) or path.stem,
+        authors=tuple(info.get("authors") or ()),
         format="pdf",
         page_count=len(pages),
+        identifiers=(f"urn:isbn:{isbn}",) if isbn else (),
+        isbn=isbn,
     )
     return model.ExtractedBook(
         metadata=meta,
@@ -364,13 +373,8 @@ def _pages_title(first: int, end: int) -> str:
 
 
 def _authors(raw: str) -> tuple[str, ...]:
-    """The PDF's Author field as names: split on ";" and "&", and on "," or " and " when every piece is a
-    whole name ("Achim Zeileis, Gabor Grothendieck"), not a "Surname, Given" pair."""
-    names = []
-    for part in (a.strip() for a in re.split(r";|\s&\s", raw) if a.strip()):
-        pieces = [p.strip() for p in re.split(r",|\s+and\s+", part) if p.strip()]
-        names += pieces if len(pieces) > 1 and all(" " in p for p in pieces) else [part]
-    return tuple(names)
+    """The PDF's Author field as names (``metadata.split_authors``)."""
+    return metadata.split_authors(raw)
 
 
 def _page_list(numbers: list[int], limit: int = 10) -> str:

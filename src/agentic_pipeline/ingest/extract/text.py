@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from agentic_pipeline import errors
-from agentic_pipeline.ingest import model, text_stats
+from agentic_pipeline.ingest import metadata, model, text_stats
 from agentic_pipeline.ingest.extract import chapters, html, quality
 from agentic_pipeline.ingest.extract.limits import Limits
 
@@ -152,6 +152,7 @@ def _book(path, fmt, title, language, parts, source_words, method, authors=()) -
     built = chapters.build(parts)
     if len(built) <= 1:
         method = "single"
-    meta = model.Metadata(title=chapters.clean_title(title) or path.stem, authors=tuple(authors), language=language,
+    meta = model.Metadata(title=chapters.clean_title(metadata.title_or_none(title) or title) or path.stem,
+                          authors=metadata.split_authors(authors, path=str(path)) if authors else (), language=language,
                           format=fmt, page_count=1)
     return model.ExtractedBook(metadata=meta, chapters=built, source_word_count=source_words, split_method=method)
