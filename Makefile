@@ -28,6 +28,7 @@ demo: $(STAMP)
 	$(BIN)/agentic-pipeline --db $(DEMO_DB) pending
 
 test: $(STAMP)
+	-$(BIN)/python -m tests.web.browser
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 bench: $(STAMP)

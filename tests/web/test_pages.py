@@ -72,6 +72,21 @@ def test_inbox_review_approve_and_reject_like_the_cli(web, tmp_path):
     assert client.page("/inbox").text.count('href="/review/') == 0
 
 
+def test_edit_metadata_through_books_edit(web):
+    app, client = web
+    pid = pending_book(app).id
+    form = client.page(f"/books/{pid}/edit").text
+    assert 'name="title" size="40" value="The Waste Land"' in form
+    client.act(f"/books/{pid}/edit", {"title": "The Waste Land (1922)", "authors": "T. S. Eliot", "language": "en",
+                                      "book_type": "literature", "reason": "year in the title"})
+    shown = client.page(f"/review/{pid}").text
+    assert "The Waste Land (1922)" in shown and "T. S. Eliot" in shown
+    entry = audit_rows(app, pid)[-1]
+    assert entry["action"] == "METADATA_CHANGED" and entry["actor"] == ACTOR and entry["reason"] == "year in the title"
+    assert entry["after_state"]["title"] == "The Waste Land (1922)"
+    assert "language" in client.act(f"/books/{pid}/edit", {"language": "not a tag!"}, status=400).text
+
+
 def test_batch_preview_confirm_and_refusals(web, tmp_path):
     app, client = web
     ids = pending_books(app, tmp_path, 3)
@@ -102,6 +117,7 @@ def test_queue_priority_book_detail_retry_and_audit(web):
     pid = app.pipelines.create(source_path="/books/a.epub", actor="human:t", priority=5).id
     page = client.page("/queue").text
     assert f'href="/books/{pid}"' in page and "(1)" in page
+    assert "not run yet" in client.page(f"/review/{pid}").text  # a book not processed yet still renders
     assert client.page("/queue?order=age&state=needs_retry").status_code == 200
     client.act(f"/queue/{pid}/priority", {"priority": "2", "back": "//evil.example/"})
     assert app.pipelines.get(pid).priority == 2

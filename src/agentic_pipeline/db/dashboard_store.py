@@ -62,21 +62,3 @@ def newest_in(conn: sa.Connection, state: str, limit: int) -> list[dict[str, Any
                         .order_by(pp.c.state_entered_at.desc(), pp.c.id.desc()).limit(limit))
     return [dict(r._mapping) for r in rows]
 
-
-#: sort keys of the approval inbox
-INBOX_ORDER = {"age": pp.c.state_entered_at, "confidence": pp.c.confidence, "type": pp.c.book_type,
-               "title": pp.c.title, "priority": pp.c.priority, "id": pp.c.id}
-
-
-def matching_page(conn: sa.Connection, f, *, order: str, descending: bool, limit: int,
-                  offset: int) -> tuple[list[dict[str, Any]], int]:
-    """One page of the books a batch filter matches, sorted, and how many match in all."""
-    from agentic_pipeline.db import batch_store
-
-    cond = batch_store.where(f, conn.dialect.name)
-    key = INBOX_ORDER[order]
-    keys = (key.desc(), pp.c.id.desc()) if descending else (key, pp.c.id)
-    rows = conn.execute(sa.select(*_ROW, pp.c.validation_result).where(*cond).order_by(*keys)
-                        .limit(limit).offset(offset))
-    total = conn.execute(sa.select(sa.func.count()).select_from(pp).where(*cond)).scalar_one()
-    return [dict(r._mapping) for r in rows], int(total)

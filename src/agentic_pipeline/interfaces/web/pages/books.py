@@ -7,19 +7,16 @@ from starlette.responses import RedirectResponse
 from starlette.routing import Route
 
 from agentic_pipeline import errors
-from agentic_pipeline.audit import trail
+from agentic_pipeline.books import operations as books
 from agentic_pipeline.interfaces.web import security
 from agentic_pipeline.interfaces.web.app import render
 from agentic_pipeline.interfaces.web.pages import common
-from agentic_pipeline.pipeline import status
 
 
 def book(request: Request):
     app = common.app_of(request)
     pid = common.int_arg(request.path_params["id"], "book id")
-    info = status.describe(app, pid)
-    audit = trail.query(app, pipeline_id=pid, limit=200)
-    return render(request, "book.html", b=info, audit=audit)
+    return render(request, "book.html", b=books.show(app, pid))
 
 
 def login_page(request: Request):
