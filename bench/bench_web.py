@@ -26,7 +26,7 @@ def pages(pending: int, book: int) -> list[tuple[str, str]]:
     return [
         ("overview", "/"), ("overview, live part", "/?live=1"),
         ("inbox", "/inbox"), ("inbox sorted by confidence", "/inbox?sort=confidence&desc=1"),
-        ("inbox, filter + a later page", f"/inbox?source_pattern=/books/*&created_after=2026-04-01&after={pending}"),
+        ("inbox, filter + a later page", f"/inbox?source_path_pattern=/books/*&created_after=2026-04-01&after={pending}"),
         ("review", f"/review/{pending}"), ("batch form", "/batch?operation=approve"),
         ("queue by priority", "/queue"), ("queue by age, page 50", "/queue?order=age&offset=2450"),
         ("retries waiting", "/queue?state=needs_retry"), ("stuck and failures", "/stuck"),

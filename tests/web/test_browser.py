@@ -111,7 +111,7 @@ def test_batch_approve_by_filter_through_preview_and_confirm(site, page, tmp_pat
     ids = [pend(app, p) for p in write_text_books(tmp_path / "books", 3)]
     other = pend(app, SAMPLES / "waste-land.md")
     page.goto(base + "/batch?operation=approve")
-    page.fill("input[name=source_pattern]", "*/books/book-*.md")
+    page.fill("input[name=source_path_pattern]", "*/books/book-*.md")
     page.click("#preview-button")
     page.wait_for_selector("#preview")
     assert page.inner_text("#matched") == "3"
