@@ -15,7 +15,7 @@ from agentic_pipeline import clock as clocks
 from agentic_pipeline.clock import Clock
 from agentic_pipeline.db import migrations
 from agentic_pipeline.db.engine import Database
-from agentic_pipeline.db.pipelines import PipelineStore
+from agentic_pipeline.db.store import PipelineStore, open_store
 
 
 @dataclasses.dataclass
@@ -44,7 +44,7 @@ class App:
                 db.dispose()
                 raise
         clock = clock or clocks.for_database(db)  # PostgreSQL: the server's clock, shared by every host
-        return cls(settings=settings, db=db, clock=clock, pipelines=PipelineStore(db, clock))
+        return cls(settings=settings, db=db, clock=clock, pipelines=open_store(db, clock))
 
     @property
     def embedder(self):

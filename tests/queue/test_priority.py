@@ -8,7 +8,8 @@ import pytest
 
 from agentic_pipeline import errors
 from agentic_pipeline.pipeline.states import State
-from agentic_pipeline.queue import operations, priority
+from agentic_pipeline.pipeline import priority
+from agentic_pipeline.queue import operations
 from tests.batch import rows
 
 ACTOR = "human:test"
@@ -20,14 +21,6 @@ def test_aged_priority_boosts_once_never_below_one_and_promotes_to_one():
     assert priority.aged_priority(1, 1, 2) == 1
     assert priority.aged_priority(10, 2, 2) == 1
     assert priority.aged_priority(7, 0, 2) == 7
-
-
-def test_aging_level_thresholds_are_strictly_more_than():
-    h = dt.timedelta(hours=1)
-    assert priority.aging_level_for(24 * h, 24, 48) == 0
-    assert priority.aging_level_for(24 * h + dt.timedelta(seconds=1), 24, 48) == 1
-    assert priority.aging_level_for(48 * h, 24, 48) == 1
-    assert priority.aging_level_for(49 * h, 24, 48) == 2
 
 
 def test_claims_follow_priority_then_age_then_id(app, clock):

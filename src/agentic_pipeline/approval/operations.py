@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentic_pipeline import errors
+from agentic_pipeline.approval import decision
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import library_store, workers_store
 from agentic_pipeline.pipeline import states
@@ -27,13 +28,7 @@ def approve(app, pipeline_id: int, *, actor: str, reason: str | None = None, con
             return approve(app, pipeline_id, actor=actor, reason=reason, conn=c, extra=extra)
     p = app.pipelines.get(pipeline_id, conn=conn)
     _expect(p, (State.PENDING_APPROVAL,), "approve")
-    now = app.clock.now()
-    audit = chain.AuditEntry(action=actions.Action.APPROVED, actor=actor, pipeline_id=p.id, book_id=p.row.get("book_id"),
-                             reason=reason, confidence_at_decision=p.row.get("confidence"),
-                             before_state={"state": p.state.value}, after_state={"state": "approved", **(extra or {})})
-    p = app.pipelines.transition(p.id, State.APPROVED, expect=State.PENDING_APPROVAL, actor=actor, audit=audit,
-                                 conn=conn, updates={"approved_by": actor, "approved_at": now},
-                                 detail={"reason": reason, **(extra or {})} if (reason or extra) else None)
+    p = _decide(app, p, State.APPROVED, actor=actor, reason=reason, conn=conn, extra=extra)
     return _summary(p)
 
 
@@ -52,12 +47,19 @@ def reject(app, pipeline_id: int, *, actor: str, reason: str, conn=None) -> dict
                 "it is already finished" if p.state in states.TERMINAL else "wait until it has left this state")
         raise errors.InvalidTransition(f"pipeline {p.id} is {p.state.value} and cannot be rejected", hint=hint)
     removed = library_store.delete_book(conn, p.id)
-    audit = chain.AuditEntry(action=actions.Action.REJECTED, actor=actor, pipeline_id=p.id, book_id=p.row.get("book_id"),
-                             reason=reason, confidence_at_decision=p.row.get("confidence"),
-                             before_state={"state": p.state.value}, after_state={"state": "rejected", "removed": removed})
-    p = app.pipelines.transition(p.id, State.REJECTED, expect=p.state, actor=actor, audit=audit, conn=conn,
-                                 updates={"error": reason, "book_id": None}, detail={"reason": reason})
+    p = _decide(app, p, State.REJECTED, actor=actor, reason=reason, conn=conn, removed=removed)
     return {**_summary(p), "removed": removed}
+
+
+def _decide(app, p, to: State, *, actor: str, reason: str | None, conn, removed: dict[str, int] | None = None,
+            extra: dict[str, Any] | None = None):
+    """The decision (``approval.decision``) through the store's one writer: a move of one book."""
+    audit = decision.entry(to, actor=actor, pipeline_id=p.id, book_id=p.row.get("book_id"), reason=reason,
+                           confidence=p.row.get("confidence"), before_state=decision.before(p.state.value),
+                           after_state=decision.after(to, removed=removed, extra=extra))
+    return app.pipelines.move([p.id], to, expect=p.state, actor=actor, audits={p.id: audit}, conn=conn,
+                              updates=decision.columns(to, actor=actor, reason=reason, now=app.clock.now()),
+                              detail=decision.detail(to, reason, extra)).row
 
 
 def rollback(app, pipeline_id: int, *, actor: str, reason: str, conn=None,

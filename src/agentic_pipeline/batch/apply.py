@@ -1,11 +1,11 @@
 """Applying one chunk of a batch plan inside the caller's write transaction (set-based where it counts).
 
 Each applier reads the chunk's current rows once (locked), keeps the books still in the state the
-plan saw (compare-and-set; the others are skipped with the reason), changes the kept ones with one
-``UPDATE ... WHERE id IN (...) AND state = :expected RETURNING id`` per expected state, and writes
-history and audit rows in bulk. The audit and state result per book is the same as the single-book
-operation's (``approval.operations.approve`` / ``reject``, ``queue.operations.set_priority``); a test
-checks it. Entries with equal JSON documents share one object (``Shared``), so the bulk audit append
+plan saw (compare-and-set; the others are skipped with the reason), and changes the kept ones
+through the pipeline store (``move`` of many for a decision: one set-based compare-and-set with
+history and audit in bulk; ``update_many`` per expected state for a priority). The audit and state
+result per book is the same as the single-book operation's (``approval.operations.approve`` /
+``reject``, ``queue.operations.set_priority``); a test checks it. Entries with equal JSON documents share one object (``Shared``), so the bulk audit append
 encodes each distinct document once.
 """
 
@@ -16,6 +16,7 @@ import datetime as dt
 from typing import Any, Callable, Sequence
 
 from agentic_pipeline import errors
+from agentic_pipeline.approval import decision
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.pipeline.states import State
@@ -49,36 +50,36 @@ def split_unchanged(planned: Sequence[dict[str, Any]], current: dict[int, dict[s
 
 
 def apply_decision(conn, ctx, planned: Sequence[dict[str, Any]], to: State, action: actions.Action) -> ChunkResult:
-    """Approve or reject a chunk of PENDING_APPROVAL books: one CAS update, bulk history, bulk audit.
+    """Approve or reject a chunk of PENDING_APPROVAL books through the store's one writer (a move of many).
 
-    Mirrors ``approval.operations.approve`` / ``reject`` column for column (approve: approved_by/at;
-    reject: error = reason, the book's library rows removed, book_id cleared).
+    The columns, history detail and audit entries come from ``approval.decision``, as for the
+    single-book ``approve`` / ``reject`` (reject also removes the chunk's library rows at once).
     """
-    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    store = ctx.app.pipelines
+    current = store.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
     reason = ctx.change.get("reason")
     removed: dict[int, dict[str, int]] = {}
     docs = Shared()
-    if to is State.APPROVED:
-        values = {"approved_by": ctx.actor, "approved_at": ctx.now}
-    else:
-        values = {"error": reason, "book_id": None}
+    if to is State.REJECTED:
         removed = batch_store.delete_library_books(conn, [r["id"] for r in ready])
-    moved = set(batch_store.transition_many(conn, ready, to, expect=State.PENDING_APPROVAL, actor=ctx.actor,
-                                            now=ctx.now, values=values,
-                                            detail={"reason": reason} if reason else None))
-    skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
+
     def after(r: dict[str, Any]) -> dict[str, Any]:
         if to is State.APPROVED:
-            return docs(("after", to), lambda: {"state": to.value})
+            return docs(("after", to), lambda: decision.after(to))
         gone = removed.get(r["id"], batch_store.NOTHING_REMOVED)
-        return docs(("after", to, *sorted(gone.items())), lambda: {"state": to.value, "removed": dict(gone)})
+        return docs(("after", to, *sorted(gone.items())), lambda: decision.after(to, removed=dict(gone)))
 
-    entries = [chain.AuditEntry(action=action, actor=ctx.actor, pipeline_id=r["id"], book_id=r.get("book_id"),
-                                reason=reason, before_state=docs(("before", r["state"]), lambda: {"state": r["state"]}),
-                                after_state=after(r), filter_used=ctx.filter_used, confidence_at_decision=r.get("confidence"))
-               for r in ready if r["id"] in moved]
-    audit_store.append_bulk(conn, entries, ctx.now)
+    audits = {r["id"]: decision.entry(to, actor=ctx.actor, pipeline_id=r["id"], book_id=r.get("book_id"),
+                                      reason=reason, confidence=r.get("confidence"), after_state=after(r),
+                                      before_state=docs(("before", r["state"]), lambda: decision.before(r["state"])),
+                                      filter_used=ctx.filter_used)
+              for r in ready}
+    moved = set(store.move([r["id"] for r in ready], to, expect=State.PENDING_APPROVAL, actor=ctx.actor, conn=conn,
+                           updates=decision.columns(to, actor=ctx.actor, reason=reason, now=ctx.now),
+                           detail=decision.detail(to, reason), audits=audits,
+                           locked={r["id"]: r for r in ready}).ids)
+    skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
     return ChunkResult(sorted(moved), skipped)
 
 
@@ -99,7 +100,8 @@ def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     """Set the priority of a chunk: a manual change (base priority reset, aging level 0, aging clock restarted),
     audited per book."""
     new = ctx.change["priority"]
-    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    store = ctx.app.pipelines
+    current = store.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
     todo = []
     for r in ready:
@@ -110,9 +112,8 @@ def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     moved: set[int] = set()
     for state in sorted({r["state"] for r in todo}):
         ids = [r["id"] for r in todo if r["state"] == state]
-        moved.update(batch_store.update_many(conn, ids, State(state), {"priority": new, "base_priority": new,
-                                                                       "aging_level": 0, "queued_at": ctx.now},
-                                             ctx.now))
+        moved.update(store.update_many(conn, ids, State(state), {"priority": new, "base_priority": new,
+                                                                 "aging_level": 0, "queued_at": ctx.now}, ctx.now))
     docs, snap = Shared(), {"priority": new, "base_priority": new, "aging_level": 0}
     entries = [chain.AuditEntry(action=actions.Action.PRIORITY_CHANGED, actor=ctx.actor, pipeline_id=r["id"],
                                 book_id=r.get("book_id"), after_state=snap, filter_used=ctx.filter_used,
@@ -127,7 +128,7 @@ def apply_priority(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
 def apply_retry(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     """Retry a chunk through the single-book ``orchestrator.retries.retry`` (no set-based path: no hot loop)."""
     retry = _retry_operation()
-    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    current = ctx.app.pipelines.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
     applied = []
     for row in ready:

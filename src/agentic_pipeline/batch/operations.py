@@ -223,7 +223,7 @@ def _validate_change(op: Operation, filt: BatchFilter, change: dict[str, Any]) -
     if op.name in ("reject", "cancel", "rollback") and not (change.get("reason") or "").strip():
         raise errors.InputError(f"batch {op.name} needs a reason (--reason TEXT)")
     if op.name == "priority":
-        from agentic_pipeline.queue.priority import validate_priority
+        from agentic_pipeline.pipeline.priority import validate_priority
 
         validate_priority(change.get("priority"))
     if op.name == "retry" and "max_attempts" in change:

@@ -23,7 +23,7 @@ from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 from agentic_pipeline.ingest.hashing import NotRegularFile, sha256_file
 from agentic_pipeline.orchestrator import queueing
 from agentic_pipeline.orchestrator.queueing import unstorable_name
-from agentic_pipeline.queue.priority import validate_priority
+from agentic_pipeline.pipeline.priority import validate_priority
 
 #: progress(done, total, path) after each file is hashed
 Progress = Callable[[int, int, str], None]
@@ -166,8 +166,8 @@ def _queue(app, root, pattern, recursive, priority, actor, new, report, execute:
         if not execute or not entries:
             return
         now = app.clock.now()
-        ids = batch_store.create_pipelines(conn, [(real, digest) for _, real, digest in fresh],
-                                           priority=priority, actor=actor, now=now)
+        ids = app.pipelines.create_many(conn, [(real, digest) for _, real, digest in fresh],
+                                        priority=priority, actor=actor, now=now)
         for entry, pid in zip(entries, ids):
             entry["id"] = pid
         audit_store.append(conn, chain.AuditEntry(

@@ -81,31 +81,20 @@ def claim(app, worker_id: str):
     """Claim the next book, move it into its stage and mark this worker busy with it: one commit.
 
     None when there is nothing to do (the worker row then says idle, with a fresh ``last_seen``).
+    The store does it with its engine's primitive (one statement on PostgreSQL).
     """
-    if app.db.is_postgres:  # one statement for all three, its own transaction: one round trip
-        return app.pipelines.claim_and_enter(worker_id, lease_seconds=app.settings.lease_seconds,
-                                             actor=worker_actor(worker_id))
-    with progress(app) as conn:
-        p = app.pipelines.claim_next(worker_id, lease_seconds=app.settings.lease_seconds, conn=conn)
-        if p is not None:
-            p = enter(app, p, worker_id, conn=conn)
-        workers_store.touch(conn, worker_id, now=app.clock.now(), current=p.id if p is not None else None)
-    return p
+    return app.pipelines.claim_and_enter(worker_id, lease_seconds=app.settings.lease_seconds,
+                                         actor=worker_actor(worker_id))
 
 
 def enter(app, p, worker_id: str, conn=None):
-    """Move a claimed queue entry into its working stage (DETECTED, APPROVED, NEEDS_RETRY); working states stay."""
-    target = {State.DETECTED: State.HASHING, State.APPROVED: State.EMBEDDING}.get(p.state)
-    if p.state is State.NEEDS_RETRY:
-        target = retries.resume_stage(p)
-    if target is None:
-        return p
+    """Move a claimed queue entry into its working stage (``states.entry_stage``); working states stay."""
     if conn is None:
+        if states.entry_stage(p.state, p.row.get("retry_stage")) is None:
+            return p
         with progress(app) as c:
             return enter(app, p, worker_id, conn=c)
-    return app.pipelines.transition(p.id, target, expect=p.state, actor=worker_actor(worker_id), owner=worker_id,
-                                    detail={"resume": True} if p.state is State.NEEDS_RETRY else None, conn=conn,
-                                    snapshot=p)
+    return app.pipelines.enter(p, worker_id, actor=worker_actor(worker_id), conn=conn)
 
 
 def step(app, p, worker_id: str, *, isolate: bool = True, plan=None, aborting=lambda: False,
@@ -165,10 +154,11 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
         updates.update(error=None, retry_stage=None, next_attempt_at=None, retry_count=0)
     complete = outcome.to is State.COMPLETE
     vectors = (p.row.get("book_id"), app.embedder.name) if complete else None
-    # a book becoming pending meets the autonomy policy in the move's transaction; on PostgreSQL a
-    # one-row read first spares the transaction when the policy approves nothing (supervised, the default)
+    # a book becoming pending meets the autonomy policy in the move's transaction; where a move alone is
+    # one statement (the store says so), a one-row read first spares that transaction when the policy
+    # approves nothing (supervised, the default)
     approve_anyway = bool(((p.row.get("strategy") or {}).get("override") or {}).get("approve"))  # approval/overrides.py
-    alone = outcome.to is not State.PENDING_APPROVAL or (app.db.is_postgres and not approve_anyway
+    alone = outcome.to is not State.PENDING_APPROVAL or (app.pipelines.autocommit_moves and not approve_anyway
                                                          and not autonomy.may_auto_approve(app))
     if alone and outcome.library is None and not outcome.delete_library and outcome.audit is None:
         # the move is all there is to write: the repository makes it one statement (one round trip) on PostgreSQL

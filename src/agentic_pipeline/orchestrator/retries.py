@@ -68,16 +68,6 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def resume_stage(p) -> State:
-    """The stage a NEEDS_RETRY pipeline resumes at (HASHING when nothing was recorded)."""
-    stage = p.row.get("retry_stage")
-    try:
-        state = State(stage) if stage else State.HASHING
-    except ValueError:
-        return State.HASHING
-    return state if state in states.WORKING else State.HASHING
-
-
 # ----------------------------------------------------------------------- operation
 def retry(app, pipeline_id: int, *, actor: str, conn=None, filter_used: dict | None = None) -> dict[str, Any]:
     """Make a book due for retry now: NEEDS_RETRY becomes due; FAILED or REJECTED go back to NEEDS_RETRY.

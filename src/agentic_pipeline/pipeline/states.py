@@ -58,6 +58,30 @@ NEXT_ON_SUCCESS = {
     S.EMBEDDING: S.COMPLETE,
 }
 
+#: the stage a claimed queue entry enters (NEEDS_RETRY: see ``resume_stage``); a claimed working
+#: state (an expired lease) stays where it is. ``process.enter`` and the PostgreSQL claim statement
+#: (``db/postgres_store.py``, a CASE rendered from this table) both read it.
+ENTRY = {S.DETECTED: S.HASHING, S.APPROVED: S.EMBEDDING}
+#: where a NEEDS_RETRY book resumes when its ``retry_stage`` names no working state
+RESUME_DEFAULT = S.HASHING
+
+
+def resume_stage(retry_stage: str | None) -> State:
+    """The stage a NEEDS_RETRY pipeline resumes at: its ``retry_stage`` when that is a working state."""
+    try:
+        state = State(retry_stage) if retry_stage else RESUME_DEFAULT
+    except ValueError:
+        return RESUME_DEFAULT
+    return state if state in WORKING else RESUME_DEFAULT
+
+
+def entry_stage(state: State, retry_stage: str | None = None) -> State | None:
+    """The working stage a claimed pipeline in ``state`` enters; None when it stays (a working state)."""
+    if state is S.NEEDS_RETRY:
+        return resume_stage(retry_stage)
+    return ENTRY.get(state)
+
+
 _FAILURE_EXITS = {S.NEEDS_RETRY, S.REJECTED, S.FAILED, S.DETECTED}  # DETECTED: a stuck "reset"
 
 TRANSITIONS: dict[State, frozenset[State]] = {

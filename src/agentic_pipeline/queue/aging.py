@@ -14,7 +14,8 @@ import datetime as dt
 from typing import Any, Iterable, Mapping
 
 from agentic_pipeline.audit import actions, chain
-from agentic_pipeline.queue import priority as rules
+from agentic_pipeline.pipeline import priority as rules
+from agentic_pipeline.pipeline.states import State
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +30,12 @@ class AgingChange:
 
 def plan_aging(rows: Iterable[Mapping[str, Any]], now: dt.datetime, settings) -> list[AgingChange]:
     """Which waiting rows age now, and to what; rows need id, state, priority, base_priority, aging_level, queued_at."""
-    first, second = cutoffs(now, settings)
+    cuts = cutoffs(now, settings)
     changes = []
     for row in rows:
-        if rules.State(row["state"]) not in rules.AGING_STATES:
+        if State(row["state"]) not in rules.AGING_STATES:
             continue
-        level = _earned_level(row["queued_at"], first, second)
+        level = rules.earned_level(row["queued_at"], cuts)
         if level <= row["aging_level"]:
             continue
         new = rules.aged_priority(row["priority"], level, settings.aging_boost)
@@ -42,18 +43,9 @@ def plan_aging(rows: Iterable[Mapping[str, Any]], now: dt.datetime, settings) ->
     return changes
 
 
-def cutoffs(now: dt.datetime, settings) -> tuple[dt.datetime, dt.datetime]:
-    """Queued before the first cutoff: boosted; before the second: promoted to 1."""
-    return (now - dt.timedelta(hours=settings.aging_first_hours),
-            now - dt.timedelta(hours=settings.aging_second_hours))
-
-
-def _earned_level(queued_at: dt.datetime, first: dt.datetime, second: dt.datetime) -> int:
-    if queued_at < second:
-        return rules.LEVEL_PROMOTED
-    if queued_at < first:
-        return rules.LEVEL_BOOSTED
-    return rules.LEVEL_FRESH
+def cutoffs(now: dt.datetime, settings) -> dict[int, dt.datetime]:
+    """Per level, queued before its cutoff earns it (``priority.cutoffs`` with the configured hours)."""
+    return rules.cutoffs(now, settings.aging_first_hours, settings.aging_second_hours)
 
 
 def run_aging(app) -> dict[str, Any]:
@@ -61,14 +53,13 @@ def run_aging(app) -> dict[str, Any]:
     from agentic_pipeline.db import audit_store, queue_store
 
     now = app.clock.now()
-    first, second = cutoffs(now, app.settings)
-    states = sorted(s.value for s in rules.AGING_STATES)
+    cuts = cutoffs(now, app.settings)
     with app.db.write() as conn:
-        before = {r["id"]: r for r in queue_store.aging_candidates(conn, states, first)}
+        before = {r["id"]: r for r in queue_store.aging_candidates(conn, cuts)}
         planned = {c.pipeline_id: c for c in plan_aging(before.values(), now, app.settings)}
-        promoted = queue_store.promote_waiting(conn, states, second_cutoff=second, now=now)
-        boosted = queue_store.boost_waiting(conn, states, first_cutoff=first, second_cutoff=second,
-                                            boost=app.settings.aging_boost, now=now)
+        aged = {level: queue_store.age_waiting(conn, level, cuts, boost=app.settings.aging_boost, now=now)
+                for level in rules.AGING_LEVELS}
+        promoted, boosted = aged[rules.LEVEL_PROMOTED], aged[rules.LEVEL_BOOSTED]
         # the database's answer is the truth; the plan is what we expected it to be
         done = [_change(before[r["id"]], r) for r in promoted + boosted if r["id"] in before]
         audit_store.append_many(conn, [_audit(c, app.settings) for c in done], now)

@@ -12,7 +12,7 @@ from typing import Any
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
-from agentic_pipeline.queue import priority as rules
+from agentic_pipeline.pipeline import priority as rules
 
 
 def set_priority(app, pipeline_id: int, priority: int, *, actor: str, reason: str | None = None,
@@ -24,7 +24,7 @@ def set_priority(app, pipeline_id: int, priority: int, *, actor: str, reason: st
         with app.db.write() as c:
             return set_priority(app, pipeline_id, priority, actor=actor, reason=reason, conn=c)
     current = app.pipelines.get(pipeline_id, conn=conn)
-    if current.state in rules.FINISHED:
+    if not rules.changeable(current.state):
         raise errors.InvalidTransition(f"pipeline {pipeline_id} is {current.state.value}: its priority no longer matters")
     old = _snapshot(current.priority, current.base_priority, current.row["aging_level"])
     new = _snapshot(priority, priority, 0)
