@@ -95,7 +95,7 @@ def time_operations(app, label: str, n: int) -> list[dict]:
         t0 = time.perf_counter()
         plan = batch.plan_batch(app, op, filt, **change)
         t1 = time.perf_counter()
-        result = batch.apply(app, plan, actor="human:bench")
+        result = batch.apply_plan(app, plan, actor="human:bench")
         t2 = time.perf_counter()
         assert plan.matched == MATCHING and result["applied"] == MATCHING, (op, plan.matched, result["applied"])
         total = t2 - t1 + (t1 - t0)
@@ -172,9 +172,8 @@ def pg_rows(n: int) -> list[dict]:
 
 def queue_rows(files: int = 1000) -> list[dict]:
     """batch-queue of ``files`` small distinct text files vs ``sha256sum`` over the same files."""
-    from agentic_pipeline import config
+    from agentic_pipeline import config, intake
     from agentic_pipeline.app import App
-    from agentic_pipeline.batch import operations as batch
     from agentic_pipeline.db import migrations
     from agentic_pipeline.db.engine import Database
 
@@ -194,7 +193,7 @@ def queue_rows(files: int = 1000) -> list[dict]:
         base = time.perf_counter() - t
         with App.open(config.load({"db": url, "embedder": "hashing"}, environ={})) as app:
             t = time.perf_counter()
-            out = batch.batch_queue(app, folder, actor="human:bench")
+            out = intake.batch_queue(app, folder, actor="human:bench")
             took = time.perf_counter() - t
         assert out["queued_count"] == files, out["queued_count"]
     rate, base_rate = files / took, files / base

@@ -193,7 +193,7 @@ def measure(url: str, label: str, n: int, history_rows: int) -> list[dict]:
     from agentic_pipeline import config
     from agentic_pipeline.app import App
     from agentic_pipeline.clock import FakeClock
-    from agentic_pipeline.health import monitor, stats
+    from agentic_pipeline.health import monitor, stats_refresh
 
     clock = FakeClock(NOW)
     app = App.open(config.load({"db": url, "embedder": "hashing"}, environ={}), clock=clock)
@@ -201,12 +201,12 @@ def measure(url: str, label: str, n: int, history_rows: int) -> list[dict]:
     naive = best_ms(lambda: _naive(app))
     clock.advance(60)  # the newest generated rows are older than PostgreSQL's watermark lag
     t = time.perf_counter()
-    full = stats.refresh(app)
+    full = stats_refresh.refresh(app)
     full_s = time.perf_counter() - t
     _append_history(app, 10_000)
     clock.advance(60)
     t = time.perf_counter()
-    inc = stats.refresh(app)
+    inc = stats_refresh.refresh(app)
     inc_s = time.perf_counter() - t
     fresh = best_ms(lambda: monitor.get_health(app, fresh=True))
     cached = best_ms(lambda: monitor.get_health(app))

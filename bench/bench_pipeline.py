@@ -220,15 +220,16 @@ def claims_per_second(url: str, workers: int, seconds: float, queue_size: int) -
 # ----------------------------------------------------------------------- end to end
 def end_to_end(url: str, folder: Path, embedder: str) -> tuple[int, float, dict[str, float]]:
     """(books, seconds, seconds per stage) for one worker over ``folder`` with auto-approval on."""
+    from agentic_pipeline import intake
     from agentic_pipeline.approval import autonomy
-    from agentic_pipeline.orchestrator import queueing, worker
+    from agentic_pipeline.orchestrator import worker
 
     app = _app(url, embedder=embedder)
     files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
     ids = []
     for path in files:
         try:
-            ids.append(queueing.queue_file(app, path, actor="human:bench")["id"])
+            ids.append(intake.queue_file(app, path, actor="human:bench")["id"])
         except errors.PipelineError as exc:  # unreadable or unsupported: not a book to time
             print(f"skipped {path.name}: {exc}", file=sys.stderr)
     autonomy.enable(app, "partial", actor="human:bench", threshold=0.01, daily_cap=100_000)

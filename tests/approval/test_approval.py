@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from agentic_pipeline import errors
 from agentic_pipeline.approval import autonomy, operations, policy
 from agentic_pipeline.db.schema import approval_audit as aa
-from agentic_pipeline.orchestrator import process, queueing
+from agentic_pipeline import intake
+from agentic_pipeline.orchestrator import process
 from agentic_pipeline.pipeline.states import State
 from tests.orchestrator.helpers import SAMPLES, library_counts, write_text_books
 
@@ -18,7 +19,7 @@ W = "worker-approval-test"
 
 
 def pending_book(app, path=SAMPLES / "waste-land.md"):
-    pid = queueing.queue_file(app, path, actor="human:test")["id"]
+    pid = intake.queue_file(app, path, actor="human:test")["id"]
     p = app.pipelines.claim_next(W, lease_seconds=60)
     p = process.drive(app, p, W, isolate=False)
     assert p.id == pid

@@ -140,7 +140,7 @@ def test_a_book_that_changed_since_the_plan_is_skipped_with_the_reason(app, cloc
     ids = rows.insert(app, [rows.row(clock.now(), i) for i in range(4)])
     plan = batch.plan_batch(app, "approve", make_filter(book_type="textbook"))
     app.pipelines.transition(ids[1], State.REJECTED, expect=State.PENDING_APPROVAL, actor=ACTOR)
-    result = batch.apply(app, plan, actor=ACTOR, chunk_size=2)
+    result = batch.apply_plan(app, plan, actor=ACTOR, chunk_size=2)
     assert result["applied_ids"] == [ids[0], ids[2], ids[3]]
     (skip,) = result["skipped_details"]
     assert skip["id"] == ids[1] and "now rejected" in skip["reason"]
@@ -216,6 +216,6 @@ def test_a_book_that_left_and_came_back_is_a_new_decision_the_plan_never_saw(app
                        (State.PROCESSING, State.NEEDS_RETRY), (State.VALIDATING, State.PROCESSING),
                        (State.PENDING_APPROVAL, State.VALIDATING)):
         app.pipelines.transition(pid, to, expect=expect, actor=ACTOR, updates={"confidence": 0.2})
-    result = batch.apply(app, plan, actor=ACTOR)
+    result = batch.apply_plan(app, plan, actor=ACTOR)
     assert result["applied_ids"] == [] and "came back" in result["skipped_details"][0]["reason"]
     assert app.pipelines.get(pid).state is State.PENDING_APPROVAL

@@ -84,7 +84,7 @@ def test_concurrent_batch_and_worker_never_double_apply(db_url, clock):
     def run_batch():
         app = open_app(db_url, clock)
         start.wait()
-        results["batch"] = batch.apply(app, plan, actor=ACTOR, chunk_size=25)
+        results["batch"] = batch.apply_plan(app, plan, actor=ACTOR, chunk_size=25)
         app.close()
 
     def run_worker():
@@ -116,3 +116,21 @@ def test_concurrent_batch_and_worker_never_double_apply(db_url, clock):
         moves = [h for h in setup.pipelines.history(pid) if h["from_state"] == "pending_approval"]
         assert len(moves) == 1
     setup.close()
+
+
+def test_single_and_batch_decisions_go_through_the_one_writer(app, clock, monkeypatch):
+    """approve/reject of one book is a move of one; a batch is one move of its chunk (the same store call)."""
+    ids = rows.insert(app, [rows.row(clock.now(), i, confidence=0.8, book_type=t)
+                            for i, t in enumerate(["textbook", "periodical", "periodical", "literature"])])
+    calls = []
+    real = type(app.pipelines).move
+
+    def spy(self, move_ids, to, **kw):
+        calls.append((sorted(move_ids), State(to)))
+        return real(self, move_ids, to, **kw)
+
+    monkeypatch.setattr(type(app.pipelines), "move", spy)
+    approval.approve(app, ids[0], actor=ACTOR)
+    batch.batch_approve(app, make_filter(book_type="periodical"), actor=ACTOR, execute=True)
+    approval.reject(app, ids[3], actor=ACTOR, reason="garbled")
+    assert calls == [([ids[0]], State.APPROVED), ([ids[1], ids[2]], State.APPROVED), ([ids[3]], State.REJECTED)]

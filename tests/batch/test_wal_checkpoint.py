@@ -67,7 +67,7 @@ def test_batch_apply_leaves_its_commit_in_the_wal(sqlite_app, clock):
     _checkpoint(app, "TRUNCATE")
     filt = make_filter(book_type="periodical", max_count=2000)
     plan = batch.plan_batch(app, "reject", filt, reason="no")
-    result = batch.apply(app, plan, actor="human:alice")
+    result = batch.apply_plan(app, plan, actor="human:alice")
     assert result["applied"] == 1500
     assert _autocheckpoints(app) == {engine.SQLITE_WAL_AUTOCHECKPOINT}
     assert _not_copied(app) > engine.SQLITE_WAL_AUTOCHECKPOINT  # the batch's commit left its pages in the WAL

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from agentic_pipeline.orchestrator import queueing
+from agentic_pipeline import intake
 from tests.conftest import open_app
 from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, library_counts, run_cli, start_worker,
                                         states_by_path, worker_env, write_text_books)
@@ -28,7 +28,7 @@ def make_folder(folder):
 def prepare(db_url, folder):
     app = open_app(db_url)
     for path in sorted(folder.iterdir()):
-        queueing.queue_file(app, path, actor="human:test")
+        intake.queue_file(app, path, actor="human:test")
     out = run_cli(db_url, "autonomy", "enable", "partial", "--threshold", "0.3", "--daily-cap", "100")
     assert out.returncode == 0, out.stderr
     return app

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from agentic_pipeline import errors
-from agentic_pipeline.db import schema
-from agentic_pipeline.health import metrics, monitor, recovery, stats, tasks
+from agentic_pipeline.db import health_store, schema
+from agentic_pipeline.health import metrics, monitor, recovery, stats_refresh, tasks
 from agentic_pipeline.pipeline import status
 from agentic_pipeline.pipeline.states import State as S
 
@@ -117,10 +117,10 @@ def test_stats_after_100_samples_switch_threshold_to_median_incrementally(app, c
         app.pipelines.transition(pid, S.HASHING, expect=S.DETECTED, actor=W)
         clock.advance(10)
         app.pipelines.transition(pid, S.CLASSIFYING, expect=S.HASHING, actor=W)
-    clock.advance(stats.WATERMARK_LAG_SECONDS + 1)  # PostgreSQL leaves the youngest rows for the next refresh
+    clock.advance(health_store.WATERMARK_LAG_SECONDS + 1)  # PostgreSQL leaves the youngest rows for the next refresh
     first = tasks.refresh_stats(app)
     assert first["mode"] == "full"
-    summaries, sketches, watermark = stats.load(app)
+    summaries, sketches, watermark = stats_refresh.load(app)
     assert summaries["hashing"].sample_count == 100
     assert summaries["hashing"].median_seconds == pytest.approx(10, rel=0.025)
     assert sketches["classifying"].count == 100 and watermark == first["to_history_id"]
@@ -130,13 +130,11 @@ def test_stats_after_100_samples_switch_threshold_to_median_incrementally(app, c
     clock.advance(60)
     second = tasks.refresh_stats(app)
     assert second["mode"] == "incremental" and second["from_history_id"] == first["to_history_id"]
-    summaries, sketches, _ = stats.load(app)
+    summaries, sketches, _ = stats_refresh.load(app)
     assert summaries["classifying"].sample_count == 1 and sketches["selecting_strategy"].count == 1
     # the counts from the tally agree with a full scan
     tallied = monitor.get_health(app, fresh=True)["counts_by_state"]
     with app.db.read() as conn:
-        from agentic_pipeline.db import health_store
-
         scanned = health_store.count_all_states(conn)
     assert {k: v for k, v in tallied.items() if v} == scanned
 
@@ -228,7 +226,7 @@ def test_metrics_text(app, clock):
     pid, _ = start(app, n=3, to=S.HASHING)
     clock.advance(30)
     app.pipelines.transition(pid, S.CLASSIFYING, expect=S.HASHING, actor=W, owner="w1")
-    clock.advance(stats.WATERMARK_LAG_SECONDS + 1)
+    clock.advance(health_store.WATERMARK_LAG_SECONDS + 1)
     tasks.refresh_stats(app)
     body, ctype = metrics.render(app)
     text = body.decode()
@@ -285,12 +283,12 @@ def test_postgres_stats_wait_for_a_history_row_whose_transaction_stays_open_past
         thread.start()
         assert wrote.wait(30)
         app.pipelines.transition(fast, S.REJECTED, expect=S.DETECTED, actor="human:t")  # commits after it
-        clock.advance(stats.WATERMARK_LAG_SECONDS * 6)  # both rows are older than the lag now
+        clock.advance(health_store.WATERMARK_LAG_SECONDS * 6)  # both rows are older than the lag now
         tasks.refresh_stats(app)  # sees only the fast row: must not move past the slow one
         release.set()
         assert done.wait(30)
         thread.join()
-        clock.advance(stats.WATERMARK_LAG_SECONDS * 6)
+        clock.advance(health_store.WATERMARK_LAG_SECONDS * 6)
         tasks.refresh_stats(app)
         assert monitor.get_health(app, fresh=True)["counts_by_state"]["rejected"] == 2
     finally:

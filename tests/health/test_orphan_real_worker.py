@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 from agentic_pipeline.db import schema
 from agentic_pipeline.health import monitor, tasks
-from agentic_pipeline.orchestrator import process, queueing
+from agentic_pipeline import intake
+from agentic_pipeline.orchestrator import process
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
 from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, library_counts, run_cli, stage_runs, start_worker,
@@ -58,7 +59,7 @@ def _undisturbed(tmp_path) -> dict:
 def test_sigkilled_worker_is_orphaned_recovered_and_completed_by_a_new_worker(sqlite_url, tmp_path):
     app = open_app(sqlite_url, lease_seconds=LEASE, heartbeat_seconds=1)
     try:
-        pid = queueing.queue_file(app, BOOK, actor="human:test")["id"]
+        pid = intake.queue_file(app, BOOK, actor="human:test")["id"]
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 120}}),
                          AGENTIC_PIPELINE_LEASE_SECONDS=str(LEASE), AGENTIC_PIPELINE_HEARTBEAT_SECONDS="1")
         proc = start_worker(sqlite_url, env=env)

@@ -8,7 +8,8 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from agentic_pipeline.orchestrator import queueing, worker
+from agentic_pipeline import intake
+from agentic_pipeline.orchestrator import worker
 from agentic_pipeline.pipeline.states import State
 from tests import pg
 from tests.conftest import open_app
@@ -35,7 +36,7 @@ def test_worker_survives_killed_connections(pg_databases, tmp_path):
         assert killed >= 1
         app.db.dispose()  # this test's own pooled connections were cut too
         book = write_text_books(tmp_path / "books", 1)[0]
-        pid = queueing.queue_file(app, book, actor="human:test")["id"]
+        pid = intake.queue_file(app, book, actor="human:test")["id"]
         wait_until(lambda: app.pipelines.get(pid).state is State.PENDING_APPROVAL, 60, "the book to be processed")
         assert thread.is_alive(), "the worker died with its connections"
     finally:
@@ -52,7 +53,7 @@ def test_a_database_error_during_a_stage_costs_the_book_no_attempt(sqlite_url, t
 
     app = open_app(sqlite_url)
     book = write_text_books(tmp_path / "books", 1)[0]
-    pid = queueing.queue_file(app, book, actor="human:test")["id"]
+    pid = intake.queue_file(app, book, actor="human:test")["id"]
     real = stages.STAGES[State.PROCESSING]
     calls = []
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentic_pipeline import errors
-from agentic_pipeline.orchestrator import faults, process, queueing
+from agentic_pipeline import intake
+from agentic_pipeline.orchestrator import faults, process
 from agentic_pipeline.pipeline.states import State
 from tests.orchestrator.helpers import SAMPLES, duplicate_rows, library_counts, stage_runs
 
@@ -23,7 +24,7 @@ def audit_rows(app, pid):
 
 
 def queue(app, path=BOOK):
-    return queueing.queue_file(app, path, actor="human:test")["id"]
+    return intake.queue_file(app, path, actor="human:test")["id"]
 
 
 def drive(app, pid, plan=None, isolate=False):

@@ -12,7 +12,7 @@ import pytest
 from agentic_pipeline.approval import autonomy
 from agentic_pipeline.db import workers_store
 from agentic_pipeline.health import monitor
-from agentic_pipeline.orchestrator import queueing
+from agentic_pipeline import intake
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
 from tests.orchestrator.helpers import SAMPLES, run_cli, start_worker
@@ -95,7 +95,7 @@ def test_drained_worker_refreshes_the_cached_health_report_on_exit(sqlite_url, t
     app = open_app(sqlite_url)
     try:
         for name in ("waste-land.md", "waste-land.html"):
-            queueing.queue_file(app, SAMPLES / name, actor="human:test")
+            intake.queue_file(app, SAMPLES / name, actor="human:test")
         before = monitor.get_health(app, fresh=True)  # what a worker starting now would cache
         assert before["queued"] == 2 and before["pending_approval"] == 0
         out = run_cli(sqlite_url, "worker", "--until-empty", "--poll", "0.1")

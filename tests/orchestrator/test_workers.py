@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from agentic_pipeline.orchestrator import queueing, worker
+from agentic_pipeline import intake
+from agentic_pipeline.orchestrator import worker
 from agentic_pipeline.pipeline.states import State
 from tests.conftest import open_app
 from tests.orchestrator.helpers import (SAMPLES, duplicate_rows, run_cli, stage_runs, start_worker, wait_for_state,
@@ -23,7 +24,7 @@ def test_four_worker_processes_process_each_book_exactly_once(db_url, tmp_path):
     app = open_app(db_url)
     try:
         books = write_text_books(tmp_path / "books", 200)
-        ids = [queueing.queue_file(app, path, actor="human:test")["id"] for path in books]
+        ids = [intake.queue_file(app, path, actor="human:test")["id"] for path in books]
         started = time.monotonic()
         out = run_cli(db_url, "worker", "--concurrency", "4", "--until-empty", "--poll", "0.05", timeout=240)
         assert out.returncode == 0, out.stderr[-2000:]
@@ -45,7 +46,7 @@ def test_sigterm_during_processing_leaves_the_book_claimable_at_once(sqlite_url,
     (systemd): the stage child ignores it and finishes; two signals inside a second are one request."""
     app = open_app(sqlite_url)
     try:
-        pid = queueing.queue_file(app, SAMPLES / "waste-land.md", actor="human:test")["id"]
+        pid = intake.queue_file(app, SAMPLES / "waste-land.md", actor="human:test")["id"]
         seconds = 2 if signals == 1 else 60
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": seconds}}),
                          AGENTIC_PIPELINE_LEASE_SECONDS="300")
@@ -93,7 +94,7 @@ def _processes_with(marker: str) -> list[int]:
 def test_a_killed_worker_leaves_no_stage_process_behind(sqlite_url):
     app = open_app(sqlite_url)
     try:
-        pid = queueing.queue_file(app, SAMPLES / "waste-land.md", actor="human:test")["id"]
+        pid = intake.queue_file(app, SAMPLES / "waste-land.md", actor="human:test")["id"]
         env = worker_env(AGENTIC_PIPELINE_FAULTS=json.dumps({"processing": {"kind": "sleep", "seconds": 60}}),
                          AGENTIC_PIPELINE_LEASE_SECONDS="300")
         proc = start_worker(sqlite_url, env=env)

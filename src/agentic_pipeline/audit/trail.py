@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from typing import Any, Iterator
-
-import sqlalchemy as sa
+from typing import Any
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain, retention
@@ -51,39 +49,10 @@ def query(app, *, actor: str | None = None, action: str | None = None, book_id: 
 
     _validate(limit, last_days, book_id, pipeline_id)
     since = app.clock.now() - dt.timedelta(days=last_days) if last_days is not None else None
-    with _one_statement(app) as conn:
+    with app.db.one_statement(write=False) as conn:
         return audit_store.query(conn, actor=actor or None, action=validate_action(action) if action else None,
                                  book_id=book_id, pipeline_id=pipeline_id, since=since, limit=limit,
                                  before_id=before_id)
-
-
-@contextlib.contextmanager
-def _one_statement(app) -> Iterator[sa.Connection]:
-    """A connection for one SELECT: on PostgreSQL in autocommit (a statement is its own snapshot), which
-    saves the BEGIN and COMMIT round trips (two of the four a read transaction costs); SQLite: ``read()``."""
-    if not app.db.is_postgres:
-        with app.db.read() as conn:
-            yield conn
-        return
-    from agentic_pipeline.db.engine import translate_errors
-
-    with translate_errors(), app.db.engine.connect() as conn:
-        yield conn.execution_options(isolation_level="AUTOCOMMIT")
-
-
-@contextlib.contextmanager
-def _snapshot(app) -> Iterator[sa.Connection]:
-    """One consistent view for the whole walk (REPEATABLE READ on PostgreSQL; SQLite reads are snapshots)."""
-    if not app.db.is_postgres:
-        with app.db.read() as conn:
-            yield conn
-        return
-    from agentic_pipeline.db.engine import translate_errors
-
-    with translate_errors(), app.db.engine.connect() as conn:
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        with conn.begin():
-            yield conn
 
 
 def verify(app, *, key: bytes | None = None, require_key: bool = False) -> dict[str, Any]:
@@ -98,7 +67,7 @@ def verify(app, *, key: bytes | None = None, require_key: bool = False) -> dict[
     key = chain.audit_key() if key is None else key
     if require_key and key is None:
         raise errors.InputError("--require-key needs the key: set AGENTIC_PIPELINE_AUDIT_KEY")
-    with _snapshot(app) as conn:
+    with app.db.snapshot() as conn:
         removed = retention.removed_runs(audit_store.pruned_records(conn))
         with contextlib.closing(audit_scan.scan(conn, key)) as rows:  # closes the cursor when the walk stops early
             verdict = chain.verify_rows(rows, removed, key, audit_scan.FullRows(conn), require_key=require_key)

@@ -26,7 +26,6 @@ from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.batch import apply as appliers
 from agentic_pipeline.batch.filters import BatchFilter, canonical_json, make_filter  # noqa: F401 - re-exported
-from agentic_pipeline.batch.queueing import batch_queue  # noqa: F401 - re-exported
 from agentic_pipeline.db import audit_store, batch_store, engine
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
@@ -126,7 +125,6 @@ def apply_plan(app, plan: BatchPlan, *, actor: str | None = None, chunk_size: in
             "skipped": len(skipped), "skipped_details": skipped}
 
 
-apply = apply_plan  # the name the design uses: plan = plan_batch(...); apply(app, plan, actor=...)
 
 
 def run_batch(app, operation: str, filt: BatchFilter, *, execute: bool = False, actor: str | None = None,

@@ -86,6 +86,19 @@ class Database:
         with translate_errors(), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[sa.Connection]:
+        """One consistent view for a long read (REPEATABLE READ on PostgreSQL; a SQLite read is a snapshot)."""
+        if not self.is_postgres:
+            with self.read() as conn:
+                yield conn
+            return
+        self._after_fork()
+        with translate_errors(), self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
     def checkpoint(self) -> dict[str, int] | None:
         """SQLite: copy what the WAL holds into the database file without waiting for anyone (PASSIVE).
 

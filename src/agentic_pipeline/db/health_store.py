@@ -12,7 +12,8 @@ book per state from ``ix_pipelines_state_entered``; history figures from ``ix_hi
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Callable, Iterable
+import math
+from typing import Any, Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -169,17 +170,32 @@ def count_audit(conn: sa.Connection, action: str) -> int:
 
 
 # ------------------------------------------------------------------ stats
-def _bucket_sql(conn: sa.Connection):
-    from agentic_pipeline.health.stats import LN_GROWTH, MIN_SECONDS
+#: PostgreSQL: history rows younger than this are left for the next refresh, so a transaction that
+#: took an id earlier but committed later is not skipped by the watermark (SQLite: writers take turns)
+WATERMARK_LAG_SECONDS = 10.0
 
+
+def watermark_lag(conn: sa.Connection) -> float:
+    """Seconds of history the stats watermark stays behind (``WATERMARK_LAG_SECONDS`` on PostgreSQL, 0 on SQLite)."""
+    return WATERMARK_LAG_SECONDS if conn.dialect.name == "postgresql" else 0.0
+
+
+def _bucket_sql(conn: sa.Connection, growth: float, min_seconds: float):
+    """``floor(ln(max(duration, min_seconds)) / ln(growth))``: the log bucket, as ``stats.bucket_of``."""
     clamp = (sa.func.greatest if conn.dialect.name == "postgresql" else sa.func.max)(
-        hist.c.duration_seconds, MIN_SECONDS)
-    return sa.cast(sa.func.floor(sa.func.ln(clamp) / LN_GROWTH), sa.Integer)
+        hist.c.duration_seconds, min_seconds)
+    return sa.cast(sa.func.floor(sa.func.ln(clamp) / math.log(growth)), sa.Integer)
 
 
-def history_groups(conn: sa.Connection, after_id: int, upto_id: int) -> list[tuple]:
-    """History rows ``after_id < id <= upto_id`` aggregated as (from, to, bucket, n, max seconds)."""
-    bucket = sa.case((hist.c.duration_seconds.is_(None), None), else_=_bucket_sql(conn)).label("bucket")
+def history_groups(conn: sa.Connection, after_id: int, upto_id: int, *, growth: float,
+                   min_seconds: float) -> list[tuple]:
+    """History rows ``after_id < id <= upto_id`` aggregated as (from, to, bucket, n, max seconds).
+
+    ``growth``: the bucket width (bucket ``i`` is ``[growth**i, growth**(i+1))`` seconds); shorter
+    than ``min_seconds`` counts as ``min_seconds``. The caller owns both numbers (``health.stats``).
+    """
+    bucket = sa.case((hist.c.duration_seconds.is_(None), None),
+                     else_=_bucket_sql(conn, growth, min_seconds)).label("bucket")
     query = (sa.select(hist.c.from_state, hist.c.to_state, bucket, sa.func.count(), sa.func.max(hist.c.duration_seconds))
              .where(hist.c.id > after_id, hist.c.id <= upto_id)
              .group_by(hist.c.from_state, hist.c.to_state, bucket))
@@ -248,17 +264,15 @@ def counts_and_watermark(conn: sa.Connection, now: dt.datetime, lag_seconds: flo
 
 def load_stats(conn: sa.Connection, *, lock: bool = False) -> dict[str, dict[str, Any]]:
     query = sa.select(sds)
-    if lock and conn.dialect.name == "postgresql":
+    if lock:  # PostgreSQL row locks; SQLAlchemy renders nothing on SQLite (the write transaction is exclusive)
         query = query.with_for_update()
     return {r.state: dict(r._mapping) for r in conn.execute(query)}
 
 
-def save_stats(conn: sa.Connection, sketches: dict, upto: int, now: dt.datetime, summarize: Callable) -> None:
-    """Upsert one row per state with its summary, sketch and the new watermark."""
-    for state, sketch in sketches.items():
-        s = summarize(state, sketch)
-        values = dict(sample_count=s.sample_count, median_seconds=s.median_seconds, p95_seconds=s.p95_seconds,
-                      max_seconds=s.max_seconds, last_history_id=upto, sketch=sketch.to_json(), updated_at=now)
+def save_stats(conn: sa.Connection, rows: dict[str, dict[str, Any]], upto: int, now: dt.datetime) -> None:
+    """Upsert one row per state (its summary columns and sketch document) with the new watermark."""
+    for state, row in rows.items():
+        values = dict(row, last_history_id=upto, updated_at=now)
         _upsert(conn, sds, {"state": state, **values}, ["state"], values)
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterator, Mapping
 
-from agentic_pipeline.health import stats
+from agentic_pipeline.db import health_store as hs
+from agentic_pipeline.health import stats, stats_refresh
 
 PREFIX = "agentic_pipeline"
 HISTOGRAM_BOUNDS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
@@ -102,7 +103,6 @@ def histogram_buckets(sketch: stats.Sketch) -> tuple[list[tuple[str, float]], fl
 def totals(app, conn, sketches: Mapping[str, stats.Sketch], watermark: int | None) -> dict[str, int]:
     """completed / failed / retried / recovered totals, derived from history (and the audit trail)."""
     from agentic_pipeline.audit import actions
-    from agentic_pipeline.db import health_store as hs
 
     out = {}
     if watermark is None:
@@ -144,7 +144,7 @@ def render(app) -> tuple[bytes, str]:
 
     report = monitor.get_health(app, save=False)
     with app.db.read() as conn:
-        _, sketches, watermark = stats.load(app, conn)
+        _, sketches, watermark = stats_refresh.load(app, conn)
         counted = totals(app, conn, sketches, watermark)
     registry = CollectorRegistry()
     registry.register(ReportCollector(report, counted, sketches))

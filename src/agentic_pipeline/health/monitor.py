@@ -14,7 +14,8 @@ import statistics
 from typing import Any, Mapping
 
 from agentic_pipeline.health import alerts as alert_rules
-from agentic_pipeline.health import stats, stuck_detector
+from agentic_pipeline.db import health_store as hs
+from agentic_pipeline.health import stats, stats_refresh, stuck_detector
 from agentic_pipeline.pipeline import states
 
 S = states.State
@@ -127,9 +128,8 @@ def build_report(snap: Snapshot, now: dt.datetime, settings) -> HealthReport:
 
 def collect_snapshot(app, conn, now: dt.datetime) -> Snapshot:
     """Read every figure of the report in one read transaction (see db/health_store.py for the cost)."""
-    from agentic_pipeline.db import health_store as hs
 
-    summaries, sketches, watermark = stats.load(app, conn)
+    summaries, sketches, watermark = stats_refresh.load(app, conn)
     counts, source = _counts(conn, sketches, watermark)
     limits = stuck_detector.thresholds(summaries, app.settings)
     entered_before = now - dt.timedelta(seconds=stuck_detector.min_limit_seconds(limits))
@@ -149,7 +149,6 @@ def collect_snapshot(app, conn, now: dt.datetime) -> Snapshot:
 
 def _counts(conn, sketches: Mapping[str, stats.Sketch], watermark: int | None) -> tuple[dict[str, int], str]:
     """Small states counted directly; terminal ones from the stats tally plus the history since it."""
-    from agentic_pipeline.db import health_store as hs
 
     if watermark is None:
         counts = hs.count_all_states(conn)
@@ -178,7 +177,6 @@ def get_health(app, *, fresh: bool = False, save: bool = True, max_age: float | 
     ``max_age``: accept a stored report only this many seconds old (``health --watch`` passes its
     interval, so every redraw shows figures at most one interval old); ``age_seconds`` says how old.
     """
-    from agentic_pipeline.db import health_store as hs
 
     now = app.clock.now()
     cached = None
@@ -206,13 +204,18 @@ def refresh(app) -> dict[str, Any]:
 
 
 def current_thresholds(app, conn=None) -> dict[str, stuck_detector.Threshold]:
-    summaries, _, _ = stats.load(app, conn)
+    summaries, _, _ = stats_refresh.load(app, conn)
     return stuck_detector.thresholds(summaries, app.settings)
+
+
+def stuck_entry(app, row: Mapping[str, Any], now: dt.datetime) -> dict[str, Any] | None:
+    """One book's "stuck" entry for ``status`` (the health report's rule and thresholds), or None."""
+    book = stuck_detector.check(row, current_thresholds(app), now)
+    return book.to_dict() if book is not None else None
 
 
 def find_stuck(app) -> dict[str, Any]:
     """Stuck detection alone: the working books, overdue retries and thresholds, nothing else."""
-    from agentic_pipeline.db import health_store as hs
 
     now = app.clock.now()
     with app.db.read() as conn:

@@ -14,6 +14,9 @@ What counts as a sample: for a working state, only exits to its next stage on su
 stage that crashed or was recovered says nothing about how long the stage normally takes);
 for other states, every exit. The median is over all samples ever seen; delete a state's
 row to start it over.
+
+This module is the sketch math only (pure); ``health.stats_refresh`` reads and writes the sketches
+through ``db.health_store``, handing it the bucket width (``GROWTH``) as a number.
 """
 
 from __future__ import annotations
@@ -27,9 +30,6 @@ from agentic_pipeline.pipeline import states
 GROWTH = 1.05
 MIN_SECONDS = 0.001
 LN_GROWTH = math.log(GROWTH)
-#: PostgreSQL: history rows younger than this are left for the next refresh, so a transaction that
-#: took an id earlier but committed later is not skipped by the watermark
-WATERMARK_LAG_SECONDS = 10.0
 
 
 def bucket_of(seconds: float) -> int:
@@ -122,52 +122,3 @@ def apply_groups(sketches: dict[str, Sketch], groups: Iterable[tuple]) -> None:
 def summarize(state: str, sketch: Sketch) -> StateStats:
     return StateStats(state=state, sample_count=sketch.samples, median_seconds=sketch.quantile(0.5),
                       p95_seconds=sketch.quantile(0.95), max_seconds=sketch.max_seconds)
-
-
-def refresh(app) -> dict[str, Any]:
-    """Fold the history rows written since the last refresh into ``state_duration_stats``."""
-    from agentic_pipeline.db import health_store
-
-    now = app.clock.now()
-    lag = WATERMARK_LAG_SECONDS if app.db.is_postgres else 0.0
-    with app.db.write() as conn:
-        rows = health_store.load_stats(conn, lock=True)
-        if not rows:
-            return _full_build(conn, now, lag)
-        watermark = min(r["last_history_id"] for r in rows.values())
-        upto = health_store.history_upto(conn, watermark, now, lag)
-        sketches = {s: Sketch.from_json(r["sketch"]) for s, r in rows.items()}
-        groups = health_store.history_groups(conn, watermark, upto) if upto > watermark else []
-        apply_groups(sketches, groups)
-        health_store.save_stats(conn, sketches, upto, now, summarize)
-    return {"mode": "incremental", "from_history_id": watermark, "to_history_id": upto,
-            "groups": len(groups), "states": len(sketches)}
-
-
-def _full_build(conn, now, lag: float) -> dict[str, Any]:
-    """First refresh: counts from the pipelines table, durations from the whole history (once)."""
-    from agentic_pipeline.db import health_store
-
-    counts, upto = health_store.counts_and_watermark(conn, now, lag)
-    sketches = {s.value: Sketch() for s in states.State}
-    apply_groups(sketches, health_store.history_groups(conn, 0, upto))
-    for state, sketch in sketches.items():
-        sketch.count = counts.get(state, 0)
-    health_store.save_stats(conn, sketches, upto, now, summarize)
-    return {"mode": "full", "from_history_id": 0, "to_history_id": upto, "states": len(sketches)}
-
-
-def load(app, conn=None) -> tuple[dict[str, StateStats], dict[str, Sketch], int | None]:
-    """Per-state summaries, sketches and the watermark (None before the first refresh)."""
-    from agentic_pipeline.db import health_store
-
-    if conn is None:
-        with app.db.read() as c:
-            return load(app, c)
-    rows = health_store.load_stats(conn)
-    if not rows:
-        return {}, {}, None
-    sketches = {s: Sketch.from_json(r["sketch"]) for s, r in rows.items()}
-    summaries = {s: StateStats(s, r["sample_count"], r["median_seconds"], r["p95_seconds"], r["max_seconds"])
-                 for s, r in rows.items()}
-    return summaries, sketches, min(r["last_history_id"] for r in rows.values())

@@ -36,9 +36,9 @@ def recover_stuck(app) -> dict[str, Any]:
 
 def refresh_stats(app) -> dict[str, Any]:
     """Fold new ``pipeline_state_history`` rows into ``state_duration_stats`` (every 60 s)."""
-    from agentic_pipeline.health import stats
+    from agentic_pipeline.health import stats_refresh
 
-    return stats.refresh(app)
+    return stats_refresh.refresh(app)
 
 
 def checkpoint_wal(app) -> dict[str, Any]:

@@ -226,9 +226,9 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
     ``interrupted()`` turning True (the CLI's SIGTERM / Ctrl-C) kills the running stage, releases
     the book (a worker may take it at once, at the same stage) and raises ``Aborted``.
     """
-    from agentic_pipeline.orchestrator import queueing
+    from agentic_pipeline import intake
 
-    queued = queueing.queue_file(app, path, priority=priority, actor=actor)
+    queued = intake.queue_file(app, path, priority=priority, actor=actor)
     if not wait:
         return {**queued, "waited": False}
     worker_id = new_worker_id("process")

@@ -15,7 +15,6 @@ from typing import Any, Callable
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
-from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
 
 RandomSource = Callable[[], float]

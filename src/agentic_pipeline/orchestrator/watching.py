@@ -125,7 +125,7 @@ class Watcher:
 
     def flush(self) -> None:
         """Queue every noted file whose size has not changed for ``settle`` seconds."""
-        from agentic_pipeline.orchestrator import queueing
+        from agentic_pipeline import intake
 
         now = time.monotonic()
         with self._lock:
@@ -144,7 +144,7 @@ class Watcher:
                 continue
             self._forget(path)
             try:
-                self.queued.append(queueing.queue_file(self.app, path, priority=self.priority, actor=self.actor)["id"])
+                self.queued.append(intake.queue_file(self.app, path, priority=self.priority, actor=self.actor)["id"])
             except Exception as exc:  # noqa: BLE001 - one bad file must not stop the watcher
                 self._refuse(path, exc)
 

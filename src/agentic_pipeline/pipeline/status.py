@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentic_pipeline.health import monitor
 from agentic_pipeline.pipeline import states
 
 
@@ -40,15 +41,6 @@ def describe(app, pipeline_id: int) -> dict[str, Any]:
              "seconds_in_previous": h["duration_seconds"], "actor": h["actor"], "detail": h["detail"]}
             for h in history
         ],
-        "stuck": None,
+        "stuck": monitor.stuck_entry(app, p.row, now),
     }
-    from agentic_pipeline.health import status_hook  # registers "stuck"; imported here to keep status light
-
-    status_hook.register()
-    for hook in STATUS_HOOKS:
-        hook(app, p, info, now)
     return info
-
-
-#: features that add to the status (health adds "stuck") register a callable(app, pipeline, info, now) here
-STATUS_HOOKS: list = []

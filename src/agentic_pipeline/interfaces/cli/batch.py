@@ -204,12 +204,12 @@ def batch_queue_cmd(obj, path, pattern, recursive, priority, execute, actor, as_
     queued or in the library (or seen twice in this run); unsupported files have a suffix no
     extractor reads; unreadable ones could not be opened. None of them stop the run.
     """
-    from agentic_pipeline.batch import operations
+    from agentic_pipeline import intake
 
     app = obj.app()
     with _progress(enabled=not as_json) as progress:
-        result = operations.batch_queue(app, path, pattern=pattern, recursive=recursive, priority=priority,
-                                        actor=actor, progress=progress, execute=execute)
+        result = intake.batch_queue(app, path, pattern=pattern, recursive=recursive, priority=priority,
+                                    actor=actor, progress=progress, execute=execute)
     emit(result, as_json, _render_queue)
 
 

@@ -271,10 +271,10 @@ def batch_queue_folder(
     unreadable). Only folders under the allowed roots can be read (a folder with links to files
     outside them is refused). The answer is at most 20 KB.
     """
-    from agentic_pipeline.batch import operations as batch
+    from agentic_pipeline import intake
 
     folder = allowed_folder(ctx, path, recursive=recursive)
-    done = call(ctx, batch.batch_queue, folder, pattern=pattern, recursive=recursive, priority=priority,
+    done = call(ctx, intake.batch_queue, folder, pattern=pattern, recursive=recursive, priority=priority,
                 actor=actor_of(ctx), roots=roots_of(state_of(ctx).settings))
 
     def items(kind: str) -> list[QueueItem]:

@@ -1,12 +1,22 @@
-"""``batch-queue``: queue every book in a folder, reporting queued / duplicates / unsupported / unreadable / refused.
+"""Intake: queueing books, one file (``queue_file``) or a folder (``batch_queue``). The one home of "queue a book".
 
-Walking and hashing happen outside any transaction; queueing is one write transaction that checks
-the hashes against what is already queued or in the library, inserts every new pipeline and its
-first history row in bulk, and writes one BATCH_QUEUED audit row. The same content twice in one
-run (a copy, a symlink) becomes one pipeline. A file that cannot be read, or whose suffix no
+``queue_file`` (the watcher and ``process``): hash the file and create its pipeline, once.
+Queueing the same file twice at once yields one pipeline: the lookup and the insert run in one
+write transaction (SQLite's writer lock; a transaction advisory lock keyed by the hash on
+PostgreSQL). A different file with the same content is queued; HASHING marks it DUPLICATE.
+
+``batch_queue`` (CLI ``batch-queue``, MCP ``batch_queue``): queue every book in a folder,
+reporting queued / duplicates / unsupported / unreadable / refused. Walking and hashing happen
+outside any transaction; queueing is one write transaction that checks the hashes against what is
+already queued or in the library, inserts every new pipeline and its first history row in bulk
+(``PipelineStore.create_many``), and writes one BATCH_QUEUED audit row. The same content twice in
+one run (a copy, a symlink) becomes one pipeline. A file that cannot be read, or whose suffix no
 extractor handles, is reported and never stops the run. With ``roots`` (the MCP server's allowed
 folders) every file is resolved (symlinks, ``..``) before it is opened; one resolving outside
 every root is reported as refused and never read.
+
+(Priority, aging and the claim order are ``pipeline.priority``; the aging task and the manual
+priority change are ``queue/``.)
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 from agentic_pipeline.ingest.hashing import NotRegularFile, sha256_file
 from agentic_pipeline.orchestrator import queueing
-from agentic_pipeline.orchestrator.queueing import unstorable_name
+from agentic_pipeline.orchestrator.queueing import queue_file, unstorable_name  # noqa: F401 - one home for queueing
 from agentic_pipeline.pipeline.priority import validate_priority
 
 #: progress(done, total, path) after each file is hashed
