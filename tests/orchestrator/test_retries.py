@@ -8,7 +8,7 @@ import random
 import pytest
 from hypothesis import given, strategies as st
 
-from agentic_pipeline import errors
+from agentic_pipeline import config, errors
 from agentic_pipeline.orchestrator import faults, retries
 from agentic_pipeline.pipeline.states import State
 
@@ -67,7 +67,8 @@ def test_fault_plan_counts_attempts_by_retry_count():
 
 
 def test_fault_plan_from_env():
-    assert faults.from_env({}) is None
-    assert faults.from_env({faults.ENV: '{"embedding": {"kind": "sleep"}}'}).rules["embedding"]["kind"] == "sleep"
+    assert faults.parse(config.load(environ={}).faults) is None
+    settings = config.load(environ={faults.ENV: '{"embedding": {"kind": "sleep"}}'})
+    assert faults.parse(settings.faults).rules["embedding"]["kind"] == "sleep"
     with pytest.raises(errors.ConfigError):
-        faults.from_env({faults.ENV: "{nope"})
+        faults.parse("{nope")

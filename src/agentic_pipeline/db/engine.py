@@ -20,15 +20,16 @@ from sqlalchemy import event
 from agentic_pipeline import errors
 
 BUSY_TIMEOUT_MS = 30_000
-#: SQLite page cache per connection, in KiB (negative = KiB for the PRAGMA): a write transaction that
+#: SQLite page cache per connection, in KiB (``Settings.sqlite_cache_kib``): a write transaction that
 #: touches thousands of scattered rows (batch operations on a 1M-row table) keeps its dirty table and
 #: index pages here instead of spilling them to the WAL mid-transaction. Allocated only as used.
 #: Measured: 16 MiB and 128 MiB gave the same batch times, but when several connections take turns
 #: writing (a worker beside the CLI), each sees the other's commits by resetting its cache, and the
 #: larger cache and a 1 GiB mmap cost ~1 ms per book (5.8 -> 4.9 ms, bench/bench_pipeline.py).
-SQLITE_CACHE_KIB = int(os.environ.get("AGENTIC_PIPELINE_SQLITE_CACHE_KIB", 16_384))
-#: memory-mapped reads; off by default (see above; also an I/O error under mmap arrives as SIGBUS)
-SQLITE_MMAP_BYTES = int(os.environ.get("AGENTIC_PIPELINE_SQLITE_MMAP", 0))
+SQLITE_CACHE_KIB = 16_384
+#: memory-mapped reads (``Settings.sqlite_mmap``); off by default (see above; also an I/O error under mmap
+#: arrives as SIGBUS)
+SQLITE_MMAP_BYTES = 0
 #: WAL pages after which a committing connection copies the WAL into the database (SQLite's default)
 SQLITE_WAL_AUTOCHECKPOINT = 1000
 _NO_AUTOCHECKPOINT = "wal_autocheckpoint_off"
@@ -37,9 +38,10 @@ _NO_AUTOCHECKPOINT = "wal_autocheckpoint_off"
 class Database:
     """An engine plus the two ways in: ``write()`` and ``read()`` transactions."""
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, sqlite_cache_kib: int = SQLITE_CACHE_KIB,
+                 sqlite_mmap: int = SQLITE_MMAP_BYTES) -> None:
         self.url = url
-        self.engine = _create_engine(url, echo=echo)
+        self.engine = _create_engine(url, echo=echo, cache_kib=int(sqlite_cache_kib), mmap_bytes=int(sqlite_mmap))
         self.dialect = self.engine.dialect.name
         self._pid = os.getpid()
 
@@ -126,12 +128,12 @@ class Database:
             self._pid = os.getpid()
 
 
-def _create_engine(url: str, *, echo: bool) -> sa.Engine:
+def _create_engine(url: str, *, echo: bool, cache_kib: int, mmap_bytes: int) -> sa.Engine:
     from agentic_pipeline.config import mask_password
 
     try:
         if url.startswith("sqlite"):
-            return _sqlite_engine(url, echo=echo)
+            return _sqlite_engine(url, echo=echo, cache_kib=cache_kib, mmap_bytes=mmap_bytes)
         if url.startswith("postgresql"):
             return sa.create_engine(url, echo=echo, pool_pre_ping=False, pool_recycle=1800, pool_size=5,
                                      max_overflow=10)
@@ -140,7 +142,7 @@ def _create_engine(url: str, *, echo: bool) -> sa.Engine:
     raise errors.ConfigError(f"unsupported database URL {mask_password(url)!r}")
 
 
-def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
+def _sqlite_engine(url: str, *, echo: bool, cache_kib: int, mmap_bytes: int) -> sa.Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
         try:
@@ -157,8 +159,8 @@ def _sqlite_engine(url: str, *, echo: bool) -> sa.Engine:
         cur.execute("PRAGMA journal_mode = WAL")
         cur.execute("PRAGMA foreign_keys = ON")
         cur.execute("PRAGMA synchronous = NORMAL")
-        cur.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
-        cur.execute(f"PRAGMA mmap_size = {SQLITE_MMAP_BYTES}")
+        cur.execute(f"PRAGMA cache_size = -{cache_kib}")
+        cur.execute(f"PRAGMA mmap_size = {mmap_bytes}")
         cur.execute("PRAGMA temp_store = MEMORY")
         cur.close()
 

@@ -53,8 +53,8 @@ class FaultPlan:
             os._exit(3)
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> FaultPlan | None:
-    raw = (os.environ if environ is None else environ).get(ENV)
+def parse(raw: str | None) -> FaultPlan | None:
+    """The plan in ``Settings.faults`` (``AGENTIC_PIPELINE_FAULTS``): a JSON object by stage; None when empty."""
     if not raw:
         return None
     try:

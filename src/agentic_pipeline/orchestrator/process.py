@@ -235,7 +235,7 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
     if isolate:
         warm(app)
     p = app.pipelines.get(queued["id"])
-    plan = plan if plan is not None else faults_mod.from_env()
+    plan = plan if plan is not None else faults_mod.parse(app.settings.faults)
     try:
         while p.state in states.CLAIMABLE or p.state in states.WORKING:
             if p.state is State.NEEDS_RETRY:

@@ -63,7 +63,7 @@ class Worker:
     def __init__(self, app, options: Options, *, worker_id: str | None = None, plan=None) -> None:
         self.app, self.options = app, options
         self.id = worker_id or process.new_worker_id()
-        self.plan = plan if plan is not None else faults.from_env()
+        self.plan = plan if plan is not None else faults.parse(app.settings.faults)
         self.stopping = threading.Event()
         self.aborting = threading.Event()
         self._stop_at = 0.0
