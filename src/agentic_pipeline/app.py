@@ -16,6 +16,7 @@ from agentic_pipeline.clock import Clock
 from agentic_pipeline.db import migrations
 from agentic_pipeline.db.engine import Database
 from agentic_pipeline.db.store import PipelineStore, open_store
+import sqlalchemy as sa
 
 
 @dataclasses.dataclass
@@ -50,7 +51,7 @@ class App:
     def embedder(self):
         """The configured embedding model, loaded on first use (it is the slow import)."""
         if self._embedder is None:
-            from agentic_pipeline.ingest import embed
+            from agentic_pipeline.ingest import embed  # lazy: the embedder loads the model's libraries; only what embeds pays for them
 
             self._embedder = embed.load_embedder(self.settings.embedder)
         return self._embedder
@@ -69,7 +70,6 @@ def _missing_sqlite_file(url: str) -> str | None:
     """The path of a SQLite database file that does not exist (None for PostgreSQL, memory, or a file that does)."""
     if not url.startswith("sqlite"):
         return None
-    import sqlalchemy as sa
 
     path = sa.engine.make_url(url).database
     if not path or path == ":memory:" or path.startswith("file:"):

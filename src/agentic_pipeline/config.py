@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agentic_pipeline import errors
+import platformdirs
 
 ENV_PREFIX = "AGENTIC_PIPELINE_"
 APP_NAME = "agentic-pipeline"
@@ -45,8 +46,6 @@ DEFAULT_RECOVERY_MINUTES = {"processing": 60, "embedding": 30}
 
 
 def _default_data_dir() -> Path:
-    import platformdirs
-
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
@@ -269,7 +268,6 @@ def _config_path(environ: dict[str, str]) -> Path | None:
         if not path.is_file():
             raise errors.ConfigError(f"config file {path} does not exist")
         return path
-    import platformdirs
 
     default = Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
     return default if default.is_file() else None
@@ -339,7 +337,7 @@ class SettingDoc:
 
 def describe() -> list[SettingDoc]:
     """Every setting with its type, default, environment variable and the ``#:`` comment above its field."""
-    import inspect
+    import inspect  # lazy: only the settings reference reads the source (inspect is slow to import)
 
     source = inspect.getsource(Settings).splitlines()
     helps: dict[str, str] = {}

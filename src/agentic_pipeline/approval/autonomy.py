@@ -15,6 +15,7 @@ from agentic_pipeline.approval import operations, policy
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import autonomy_store
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.db import audit_store
 
 
 def status(app) -> dict[str, Any]:
@@ -102,7 +103,6 @@ def _change(app, actor: str, action: actions.Action, reason: str, change) -> dic
         change(row, doc)
         row.update(thresholds=doc, updated_at=now, updated_by=actor)
         autonomy_store.save_config(conn, row)
-        from agentic_pipeline.db import audit_store
 
         audit_store.append(conn, chain.AuditEntry(action=action, actor=actor, reason=reason,
                                                   before_state=_public(before), after_state=_public(row)), now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import getpass
 import re
+from agentic_pipeline import errors
 
 
 class Action(str, enum.Enum):
@@ -73,8 +74,6 @@ def sanitize_name(name: str) -> str:
 
 def validate_actor(actor: str) -> str:
     """Return ``actor`` if it follows ``kind:name``, else raise ``InputError`` saying the convention."""
-    from agentic_pipeline import errors
-
     if not _ACTOR.match(actor or ""):
         raise errors.InputError(
             f"invalid actor {actor!r}: use <kind>:<name> with kind one of {', '.join(ACTOR_KINDS)} "

@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 from typing import Any, Mapping
+from json import encoder as _enc
 
 GENESIS = "0" * 64
 KEY_ENV = "AGENTIC_PIPELINE_AUDIT_KEY"
@@ -48,8 +49,6 @@ JSON_FIELDS = ("before_state", "after_state", "filter_used")
 
 def _make_encoder():
     """A reusable C JSON encoder: building one per call is most of ``json.dumps``'s cost."""
-    from json import encoder as _enc
-
     py = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
     if _enc.c_make_encoder is None:  # pragma: no cover - CPython always has it
         return lambda value, _level: [py.encode(value)]

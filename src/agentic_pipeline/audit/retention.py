@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
+from agentic_pipeline.db import audit_store
 
 #: entries retention keeps forever (they carry what verify needs)
 PRESERVED = frozenset({actions.Action.RETENTION_PRUNED.value})
@@ -144,8 +145,6 @@ def removed_runs(prune_records: Iterable[tuple[int, Any]]) -> list[chain.Removed
 # ----------------------------------------------------------------- the operation
 def prune(app, *, execute: bool = False, actor: str = actions.SYSTEM_RETENTION) -> dict[str, Any]:
     """Plan the removal of entries past retention; with ``execute``, remove them and record it."""
-    from agentic_pipeline.db import audit_store
-
     actions.validate_actor(actor)
     policy = validate_policy(app.settings.retention_days)
     now = app.clock.now()

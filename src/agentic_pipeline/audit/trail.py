@@ -12,6 +12,7 @@ from typing import Any
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain, retention
+from agentic_pipeline.db import audit_scan, audit_store
 
 MAX_LIMIT = 10_000
 
@@ -45,8 +46,6 @@ def query(app, *, actor: str | None = None, action: str | None = None, book_id: 
     ``actor`` is exact or a glob (``batch:*``, ``human:*``; ``*`` and ``?``), case-sensitive.
     ``action`` is one of ``actions.Action``. ``last_days`` counts back from the app clock.
     """
-    from agentic_pipeline.db import audit_store
-
     _validate(limit, last_days, book_id, pipeline_id)
     since = app.clock.now() - dt.timedelta(days=last_days) if last_days is not None else None
     with app.db.one_statement(write=False) as conn:
@@ -62,8 +61,6 @@ def verify(app, *, key: bytes | None = None, require_key: bool = False) -> dict[
     without a key). ``key`` defaults to ``AGENTIC_PIPELINE_AUDIT_KEY``; with a key, entries written without it
     after keyed ones are reported as forged.
     """
-    from agentic_pipeline.db import audit_scan, audit_store
-
     key = chain.audit_key() if key is None else key
     if require_key and key is None:
         raise errors.InputError("--require-key needs the key: set AGENTIC_PIPELINE_AUDIT_KEY")

@@ -20,6 +20,7 @@ from agentic_pipeline.approval import decision
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.orchestrator.retries import retry
 
 
 @dataclasses.dataclass
@@ -189,8 +190,6 @@ def apply_rollback(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
 
 
 def _retry_operation() -> Callable[..., dict[str, Any]]:
-    from agentic_pipeline.orchestrator.retries import retry
-
     return retry
 
 

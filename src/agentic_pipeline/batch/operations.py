@@ -29,6 +29,7 @@ from agentic_pipeline.batch.filters import BatchFilter, canonical_json, make_fil
 from agentic_pipeline.db import audit_store, batch_store, engine
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.pipeline.priority import validate_priority
 
 #: ids per write transaction: a whole 10,000-book batch in one (each page and index page written once)
 CHUNK_SIZE = 10_000
@@ -221,8 +222,6 @@ def _validate_change(op: Operation, filt: BatchFilter, change: dict[str, Any]) -
     if op.name in ("reject", "cancel", "rollback") and not (change.get("reason") or "").strip():
         raise errors.InputError(f"batch {op.name} needs a reason (--reason TEXT)")
     if op.name == "priority":
-        from agentic_pipeline.pipeline.priority import validate_priority
-
         validate_priority(change.get("priority"))
     if op.name == "retry" and "max_attempts" in change:
         value = change["max_attempts"]

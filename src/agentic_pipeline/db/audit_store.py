@@ -22,6 +22,7 @@ from agentic_pipeline import errors
 from agentic_pipeline.audit import chain
 from agentic_pipeline.db.schema import approval_audit as audit
 from agentic_pipeline.db.schema import audit_prune_grants as grants
+from agentic_pipeline.db.batch_store import glob_condition
 
 QUERY_COLUMNS = [audit.c[name] for name in ("id", "performed_at", "action", "actor", "pipeline_id", "book_id",
                                             "reason", "before_state", "after_state", "filter_used",
@@ -139,7 +140,7 @@ _PG_APPEND_SQL: list[str] = []
 def _pg_append(conn: sa.Connection, params: dict[str, Any]) -> tuple | None:
     """Run ``_PG_APPEND`` on the raw psycopg connection (same transaction): SQLAlchemy's per-execute
     work costs as much as the round trip itself (0.2-0.35 ms against 0.14 ms, bench/bench_audit.py)."""
-    import psycopg
+    import psycopg  # lazy: the PostgreSQL driver, installed only where PostgreSQL is used
 
     if not _PG_APPEND_SQL:
         _PG_APPEND_SQL.append(str(_PG_APPEND.compile(dialect=conn.dialect)))
@@ -262,8 +263,6 @@ def _prefix_range(column, prefix: str):
 
 def _actor_condition(glob: str, time_scan: bool = False, dialect: str = "postgresql"):
     """The actor matches ``glob`` (``*``, ``?``), case-sensitively on both engines (GLOB on SQLite)."""
-    from agentic_pipeline.db.batch_store import glob_condition
-
     _pattern, prefix = like_pattern(glob)
     if not any(c in glob for c in "*?"):  # no wildcard: equality, served in order by (actor, performed_at)
         return audit.c.actor == glob

@@ -36,9 +36,9 @@ def take_slot(conn: sa.Connection, day: str, cap: int) -> bool:
     under the row lock (a second approver re-checks the condition after the first commits).
     """
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert  # lazy: each engine's own INSERT .. ON CONFLICT
     else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # lazy: each engine's own INSERT .. ON CONFLICT
     conn.execute(insert(ad).values(day=day, auto_approvals=0).on_conflict_do_nothing(index_elements=["day"]))
     return bool(conn.execute(
         ad.update().where(ad.c.day == day, ad.c.auto_approvals < cap)

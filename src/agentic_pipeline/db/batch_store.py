@@ -12,6 +12,7 @@ from typing import Any, Iterable, Sequence
 
 import sqlalchemy as sa
 
+from agentic_pipeline.db.schema import books, chapters, chunks, vector_log
 from agentic_pipeline.db.schema import processing_pipelines as pp
 from agentic_pipeline.pipeline.states import State
 
@@ -78,8 +79,6 @@ def _dicts(result: sa.CursorResult) -> list[dict[str, Any]]:
 
 def existing_hashes(conn: sa.Connection, hashes: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Which content hashes are already queued or in the library: hash -> {pipeline_id, state, where}."""
-    from agentic_pipeline.db.schema import books
-
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(hashes), 500):
         part = list(hashes[start:start + 500])
@@ -110,8 +109,6 @@ def delete_library_books(conn: sa.Connection, pipeline_ids: Sequence[int]) -> di
 
     The set-based form of ``library_store.delete_book`` (same counts), for batch reject.
     """
-    from agentic_pipeline.db.schema import books, chapters, chunks, vector_log
-
     if not pipeline_ids:
         return {}
     owners = {r.id: r.pipeline_id for r in conn.execute(

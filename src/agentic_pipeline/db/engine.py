@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from agentic_pipeline import errors
+from agentic_pipeline.config import mask_password
 
 BUSY_TIMEOUT_MS = 30_000
 #: SQLite page cache per connection, in KiB (``Settings.sqlite_cache_kib``): a write transaction that
@@ -129,8 +130,6 @@ class Database:
 
 
 def _create_engine(url: str, *, echo: bool, cache_kib: int, mmap_bytes: int) -> sa.Engine:
-    from agentic_pipeline.config import mask_password
-
     try:
         if url.startswith("sqlite"):
             return _sqlite_engine(url, echo=echo, cache_kib=cache_kib, mmap_bytes=mmap_bytes)

@@ -25,6 +25,8 @@ from agentic_pipeline.db.schema import processing_pipelines as pp
 from agentic_pipeline.db.schema import state_duration_stats as sds
 from agentic_pipeline.db.schema import workers
 from agentic_pipeline.pipeline import states
+import shutil
+from pathlib import Path
 
 S = states.State
 WORKING = tuple(s.value for s in states.WORKING)
@@ -295,9 +297,6 @@ def _upsert(conn: sa.Connection, table: sa.Table, row: dict, keys: list[str], up
 
 def disk_free_bytes(db_url: str) -> int | None:
     """Free bytes where the SQLite database lives; None on PostgreSQL or an in-memory database."""
-    import shutil
-    from pathlib import Path
-
     url = sa.engine.make_url(db_url)
     if not url.drivername.startswith("sqlite") or not url.database or url.database == ":memory:":
         return None

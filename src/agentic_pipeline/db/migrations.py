@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from agentic_pipeline import errors
 from agentic_pipeline.db.engine import Database
+from sqlalchemy import event
 
 #: the newest migration; tests check it equals Alembic's head
 HEAD = "0010"  # chained after 0011: migrations run in the order they reached main
@@ -30,7 +31,7 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def _config(conn: sa.Connection):
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: alembic loads only to migrate or to read the head revision
 
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("alembic")))
@@ -52,7 +53,7 @@ def upgrade(db: Database) -> tuple[str | None, str]:
     them on, dropping ``books`` would cascade to every chapter and chunk) and checked with
     ``PRAGMA foreign_key_check`` before the commit: a violation rolls everything back.
     """
-    from alembic import command
+    from alembic import command  # lazy: alembic loads only to migrate or to read the head revision
 
     with _foreign_keys_off(db):
         with db.write() as conn:
@@ -76,7 +77,6 @@ def _foreign_keys_off(db: Database) -> Iterator[None]:
     if not db.is_sqlite:
         yield
         return
-    from sqlalchemy import event
 
     def off(dbapi_conn, _record, _proxy):
         dbapi_conn.execute("PRAGMA foreign_keys = OFF")
@@ -112,7 +112,7 @@ def check_current(db: Database) -> None:
 
 
 def head_revision() -> str:
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # lazy: alembic loads only to migrate or to read the head revision
 
     cfg = _config(None)
     return ScriptDirectory.from_config(cfg).get_current_head()

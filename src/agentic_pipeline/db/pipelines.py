@@ -161,6 +161,9 @@ class BaseStore:
     """What both adapters share; each adds its engine's statements and concurrency primitive."""
 
     dialect = ""
+    #: a move without an audit entry is one autocommitted statement (one round trip), so reading
+    #: something first to spare a transaction pays off; False where a transaction costs no round trips
+    autocommit_moves = False
 
     def __init__(self, db: Database, clock: Clock | None = None) -> None:
         self.db = db

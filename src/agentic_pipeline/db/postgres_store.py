@@ -152,6 +152,7 @@ class PostgresStore(BaseStore):
     """``db.store.PipelineStore`` on PostgreSQL."""
 
     dialect = "postgresql"
+    autocommit_moves = True
 
     def id_in(self, ids: Sequence[int]) -> sa.ColumnElement[bool]:
         return pp.c.id == sa.any_(sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.BigInteger)))

@@ -42,6 +42,7 @@ class PipelineStore(Protocol):
     db: Database
     clock: Clock
     dialect: str
+    autocommit_moves: bool
 
     # reading
     def get(self, pipeline_id: int, conn: sa.Connection | None = None) -> Pipeline: ...

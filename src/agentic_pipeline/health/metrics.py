@@ -13,6 +13,9 @@ from typing import Any, Iterator, Mapping
 
 from agentic_pipeline.db import health_store as hs
 from agentic_pipeline.health import stats, stats_refresh
+from agentic_pipeline.audit import actions
+from agentic_pipeline.db import audit_store
+from agentic_pipeline.health import monitor
 
 PREFIX = "agentic_pipeline"
 HISTOGRAM_BOUNDS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
@@ -28,7 +31,7 @@ class ReportCollector:
         self.report, self.totals, self.sketches = report, totals, sketches
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # lazy: prometheus_client only for GET /metrics
 
         r = self.report
         by_state = GaugeMetricFamily(f"{PREFIX}_pipelines", "Pipelines per state.", labels=["state"])
@@ -80,7 +83,7 @@ class ReportCollector:
         yield family
 
     def _histograms(self) -> Iterator[Any]:
-        from prometheus_client.core import HistogramMetricFamily
+        from prometheus_client.core import HistogramMetricFamily  # lazy: prometheus_client only for GET /metrics
 
         family = HistogramMetricFamily(f"{PREFIX}_state_duration_seconds",
                                        "Time spent in a state before leaving it normally.", labels=["state"])
@@ -102,8 +105,6 @@ def histogram_buckets(sketch: stats.Sketch) -> tuple[list[tuple[str, float]], fl
 
 def totals(app, conn, sketches: Mapping[str, stats.Sketch], watermark: int | None) -> dict[str, int]:
     """completed / failed / retried / recovered totals, derived from history (and the audit trail)."""
-    from agentic_pipeline.audit import actions
-
     out = {}
     if watermark is None:
         for name, state in COUNTED.items():
@@ -126,8 +127,6 @@ def _pruned(conn, action: str) -> int:
     retention still count. Each record of a multi-part prune carries the whole prune's counts,
     so only part 1 is added.
     """
-    from agentic_pipeline.db import audit_store
-
     total = 0
     for _id, doc in audit_store.pruned_records(conn):
         if isinstance(doc, dict) and doc.get("part", 1) == 1 and isinstance(doc.get("by_action"), dict):
@@ -138,9 +137,8 @@ def _pruned(conn, action: str) -> int:
 
 def render(app) -> tuple[bytes, str]:
     """The Prometheus exposition of the current health: (body, content type)."""
-    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest  # lazy: prometheus_client only for GET /metrics
 
-    from agentic_pipeline.health import monitor
 
     report = monitor.get_health(app, save=False)
     with app.db.read() as conn:

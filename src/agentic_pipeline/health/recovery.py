@@ -22,6 +22,8 @@ from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.health import stuck_detector
 from agentic_pipeline.pipeline import states
+from agentic_pipeline.health import monitor
+from agentic_pipeline.db import health_store
 
 S = states.State
 ACTIONS = ("retry", "reject", "reset")
@@ -55,8 +57,6 @@ def decide(stuck: stuck_detector.StuckBook, settings) -> Decision:
 
 def recover_stuck(app, *, actor: str = actions.SYSTEM_HEALTH) -> dict[str, Any]:
     """Apply the rules to every stuck book; returns what was recovered, alerted and lost to races."""
-    from agentic_pipeline.health import monitor
-
     found = monitor.find_stuck(app)
     out: dict[str, Any] = {"stuck": len(found["stuck"]), "recovered": [], "alerted": [], "conflicts": []}
     for book in found["stuck"]:
@@ -79,8 +79,6 @@ def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str, rea
     while a worker holds a live lease on it is refused unless ``force``: recovering it would take
     work away from a worker that is alive and on time (``force`` is for a worker known to be gone).
     """
-    from agentic_pipeline.db import health_store
-
     actions.validate_actor(actor)
     if action not in ACTIONS:
         raise errors.InputError(f"unknown recovery action {action!r}; use one of {', '.join(ACTIONS)}")
@@ -96,7 +94,6 @@ def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str, rea
     if state not in states.WORKING and state is not S.NEEDS_RETRY:
         raise errors.InvalidTransition(f"pipeline {pipeline_id} is {state.value}: only books in a working state "
                                        "or NEEDS_RETRY can be recovered")
-    from agentic_pipeline.health import monitor
 
     limits = monitor.current_thresholds(app)
     limit = limits.get(state.value) or stuck_detector._retry_threshold(row.get("retry_stage"), limits)
@@ -116,8 +113,6 @@ def recover_one(app, pipeline_id: int, action: str = "retry", *, actor: str, rea
 
 def _apply(app, book: stuck_detector.StuckBook, action: str, actor: str, reason: str) -> dict[str, Any]:
     """Compare-and-set, transition, history and audit in one transaction."""
-    from agentic_pipeline.db import health_store
-
     now = app.clock.now()
     src = S(book.state)
     with app.db.write() as conn:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from agentic_pipeline.health import monitor
+from agentic_pipeline.audit import actions
+from agentic_pipeline.health import recovery
+from agentic_pipeline.health import stats_refresh
 
 
 def refresh_health(app) -> dict[str, Any]:
@@ -26,9 +30,6 @@ def deliver_alerts(app) -> dict[str, Any]:
 
 def recover_stuck(app) -> dict[str, Any]:
     """Apply the recovery rules to stuck and orphaned books (every 60 s)."""
-    from agentic_pipeline.audit import actions
-    from agentic_pipeline.health import recovery
-
     result = recovery.recover_stuck(app, actor=actions.SYSTEM_HEALTH)
     return {"stuck": result["stuck"], "recovered": [r["id"] for r in result["recovered"]],
             "alerted": [a["id"] for a in result["alerted"]], "conflicts": [c["id"] for c in result["conflicts"]]}
@@ -36,8 +37,6 @@ def recover_stuck(app) -> dict[str, Any]:
 
 def refresh_stats(app) -> dict[str, Any]:
     """Fold new ``pipeline_state_history`` rows into ``state_duration_stats`` (every 60 s)."""
-    from agentic_pipeline.health import stats_refresh
-
     return stats_refresh.refresh(app)
 
 

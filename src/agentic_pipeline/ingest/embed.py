@@ -147,7 +147,7 @@ class WordLlamaEmbedder:
 
     def _load_tokenizer(self):
         if self._tokenizer is None:
-            from tokenizers import Tokenizer
+            from tokenizers import Tokenizer  # lazy: the model's libraries load with the model
 
             with self._lock, _offline_env():
                 if self._tokenizer is None:
@@ -159,7 +159,7 @@ class WordLlamaEmbedder:
 
     def _load_matrix(self) -> np.ndarray:
         if self._matrix is None:
-            from safetensors import safe_open
+            from safetensors import safe_open  # lazy: the model's libraries load with the model
 
             with self._lock, _offline_env():
                 if self._matrix is None:

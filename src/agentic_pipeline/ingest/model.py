@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from typing import Any
+from agentic_pipeline.ingest import text_stats
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,6 +86,4 @@ class ExtractedBook:
 
 def count_words(text: str) -> int:
     """Count words in a way that also works for CJK text (each ideograph/kana counts as one word)."""
-    from agentic_pipeline.ingest import text_stats
-
     return text_stats.count_words(text)

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 from agentic_pipeline import errors
 from agentic_pipeline.db import library_store, search_store
+from agentic_pipeline.ingest import embed
 
 BATCH = 256
 

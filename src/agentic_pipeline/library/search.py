@@ -17,6 +17,7 @@ import numpy as np
 
 from agentic_pipeline import errors
 from agentic_pipeline.db import fulltext, search_store
+from agentic_pipeline.ingest import embed, ranking
 
 MAX_LIMIT = 100
 SNIPPET_CHARS = 240
@@ -34,7 +35,6 @@ def search(app, query: str, *, pipeline_id: int | None = None, book_id: int | No
         raise errors.InputError("the search query is empty")
     if not 1 <= limit <= MAX_LIMIT:
         raise errors.InputError(f"limit must be between 1 and {MAX_LIMIT} (got {limit})")
-    from agentic_pipeline.ingest import embed, ranking
 
     pool = max(limit * 5, 50)
     parsed = fulltext.parse(query)

@@ -21,6 +21,7 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from agentic_pipeline import errors
+import ctypes
 
 _CTX = multiprocessing.get_context("fork")
 
@@ -133,8 +134,6 @@ def _die_with_parent() -> None:
     with no time limit, writing for nobody). Elsewhere a no-op; the parent's deadline still applies."""
     parent = os.getppid()
     try:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

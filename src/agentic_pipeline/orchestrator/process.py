@@ -21,6 +21,8 @@ from agentic_pipeline.orchestrator import child, faults as faults_mod, retries, 
 from agentic_pipeline.orchestrator.heartbeat import Heartbeat
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
+import importlib
+from agentic_pipeline import intake
 
 
 class Aborted(errors.PipelineError):
@@ -62,8 +64,6 @@ def drive(app, p, worker_id: str, *, isolate: bool = True, plan: faults_mod.Faul
 
 def warm(app) -> None:
     """Import what the stages use and load the embedder in this process, so forked stages start warm."""
-    import importlib
-
     for name in ("extract", "classify", "chunking", "strategies", "validate", "embed", "hashing"):
         importlib.import_module(f"agentic_pipeline.ingest.{name}")
     app.embedder.count_tokens("warm up")
@@ -226,8 +226,6 @@ def process_one(app, path: str, *, priority: int = 5, actor: str, wait: bool = F
     ``interrupted()`` turning True (the CLI's SIGTERM / Ctrl-C) kills the running stage, releases
     the book (a worker may take it at once, at the same stage) and raises ``Aborted``.
     """
-    from agentic_pipeline import intake
-
     queued = intake.queue_file(app, path, priority=priority, actor=actor)
     if not wait:
         return {**queued, "waited": False}

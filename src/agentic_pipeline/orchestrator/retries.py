@@ -16,6 +16,7 @@ from typing import Any, Callable
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.approval import operations
 
 RandomSource = Callable[[], float]
 
@@ -102,7 +103,5 @@ def retry(app, pipeline_id: int, *, actor: str, conn=None, filter_used: dict | N
 
 def retry_all_due(app, *, actor: str) -> list[dict[str, Any]]:
     """Make every NEEDS_RETRY book due now (``retry`` with no id)."""
-    from agentic_pipeline.approval import operations
-
     ids = [p["id"] for p in operations.list_by_state(app, State.NEEDS_RETRY)]
     return [retry(app, pid, actor=actor) for pid in ids]

@@ -45,7 +45,7 @@ class Outcome:
 # ----------------------------------------------------------------------- stages
 def hashing(app, p) -> Outcome:
     """SHA-256 of the file; a live pipeline with the same content and a lower id makes this a DUPLICATE."""
-    from agentic_pipeline.ingest import hashing as hashing_mod
+    from agentic_pipeline.ingest import hashing as hashing_mod  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     digest = _read_guard(p.source_path, lambda: hashing_mod.sha256_file(p.source_path))
     with app.db.read() as conn:
@@ -58,7 +58,7 @@ def hashing(app, p) -> Outcome:
 
 def classifying(app, p) -> Outcome:
     """Extract the book and classify it; keep the type, confidence, reasoning and the book's profile."""
-    from agentic_pipeline.ingest import classify
+    from agentic_pipeline.ingest import classify  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     book = extract(app, p.source_path, p.row)
     changed = source_changed(app, p)
@@ -84,7 +84,7 @@ def classifying(app, p) -> Outcome:
 
 def selecting_strategy(app, p) -> Outcome:
     """Pick the processing strategy for the book's type and confidence."""
-    from agentic_pipeline.ingest import strategies
+    from agentic_pipeline.ingest import strategies  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     strategy = strategies.select_strategy(p.row.get("book_type") or "unknown", float(p.row.get("confidence") or 0.0))
     data = strategy.to_json()
@@ -93,7 +93,7 @@ def selecting_strategy(app, p) -> Outcome:
 
 def processing(app, p) -> Outcome:
     """Split into chapters (the fallback split when validation asked for it) and chunk them."""
-    from agentic_pipeline.ingest import chunking
+    from agentic_pipeline.ingest import chunking  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     started = time.monotonic()
     strategy = p.row.get("strategy") or {}
@@ -158,7 +158,7 @@ def validating(app, p) -> Outcome:
 
 def embedding(app, p) -> Outcome:
     """Embed, in batches, every chunk of the book that has no vector for the current model."""
-    from agentic_pipeline.ingest import embed
+    from agentic_pipeline.ingest import embed  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     model = app.embedder
     book_id = p.row.get("book_id")
@@ -206,7 +206,7 @@ ISOLATED = frozenset({State.CLASSIFYING, State.PROCESSING, State.EMBEDDING})
 def _language(declared: str | None, text: str) -> str | None:
     """The book's language as a primary subtag ("ja", not "ja-JP"): what it declares, else what its text is in
     (PDFs, text and Markdown rarely declare one)."""
-    from agentic_pipeline.ingest import language
+    from agentic_pipeline.ingest import language  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     tag = language.normalise_language(declared)
     if tag:
@@ -222,7 +222,7 @@ def source_changed(app, p) -> Outcome | None:
     classified as one file and chunked as another. Starting over re-hashes it (and dedupes it) as
     the new content it now is.
     """
-    from agentic_pipeline.ingest import hashing as hashing_mod
+    from agentic_pipeline.ingest import hashing as hashing_mod  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     expected = p.row.get("content_hash")
     if not expected:
@@ -277,7 +277,7 @@ def fallback_split(book, method: str = "pages"):
     "pages" means for a text stream, and is recorded under the strategy's fallback name so the
     validator does not ask for it again.
     """
-    from agentic_pipeline.ingest.extract import chapters as chapters_mod
+    from agentic_pipeline.ingest.extract import chapters as chapters_mod  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     text = "\n\n".join(c.text for c in book.chapters)
     parts = chapters_mod.split_at(text, chapters_mod.size_cuts(text, FALLBACK_PART_WORDS), front_title="Part 1")
@@ -286,7 +286,7 @@ def fallback_split(book, method: str = "pages"):
 
 def stored_book(app, p):
     """The book as PROCESSING stored it (chapters from the library, metadata from the profile), and its chunk texts."""
-    from agentic_pipeline.ingest import model
+    from agentic_pipeline.ingest import model  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     book_id = p.row.get("book_id")
     if book_id is None:
@@ -308,7 +308,7 @@ def stored_book(app, p):
 
 def strategy_object(data: dict[str, Any]):
     """The ``Strategy`` a stored strategy JSON describes (the validator wants the object)."""
-    from agentic_pipeline.ingest import strategies
+    from agentic_pipeline.ingest import strategies  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     return strategies.parse_strategy(data, source="the pipeline's stored strategy")
 

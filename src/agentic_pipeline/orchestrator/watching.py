@@ -17,20 +17,18 @@ import time
 from pathlib import Path
 
 from agentic_pipeline.audit import actions
+from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
+from agentic_pipeline import intake
 
 log = logging.getLogger(__name__)
 
 
 def _supported(path: Path) -> bool:
-    from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
-
     return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith((".", "~"))
 
 
 def _inside_a_book_folder(path: Path, root: Path) -> bool:
     """In a folder named like a book ("Title.epub/", an unpacked EPUB): a part of one book, not a book."""
-    from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
-
     try:
         parents = path.relative_to(root).parents
     except ValueError:
@@ -51,7 +49,7 @@ class Watcher:
         self.errors: list[str] = []
 
     def start(self) -> "Watcher":
-        from watchdog.events import FileSystemEventHandler
+        from watchdog.events import FileSystemEventHandler  # lazy: watchdog only for --watch
         from watchdog.observers import Observer
 
         watcher = self
@@ -125,8 +123,6 @@ class Watcher:
 
     def flush(self) -> None:
         """Queue every noted file whose size has not changed for ``settle`` seconds."""
-        from agentic_pipeline import intake
-
         now = time.monotonic()
         with self._lock:
             items = list(self._seen.items())

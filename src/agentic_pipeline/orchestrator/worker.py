@@ -28,6 +28,8 @@ from agentic_pipeline.orchestrator import faults, maintenance, process
 from agentic_pipeline.orchestrator.heartbeat import Heartbeat
 from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.app import App
+from agentic_pipeline.orchestrator.watching import Watcher
 
 log = logging.getLogger(__name__)
 EXIT_ABORTED = 130
@@ -369,8 +371,6 @@ def check_folders(options: Options) -> None:
 
 
 def _run_here(settings, options: Options, clock=None, *, ignore_sigint: bool = False) -> int:
-    from agentic_pipeline.app import App
-
     with App.open(settings, clock=clock) as app:
         workers_store.relax_engine(app.db.engine)  # this process's own App: relaxed commits, no SET LOCAL
         worker = Worker(app, options)
@@ -397,7 +397,6 @@ def _warm(app) -> None:
 def _start_watch(app, options: Options):
     if not options.watch_dir:
         return None
-    from agentic_pipeline.orchestrator.watching import Watcher
 
     return Watcher(app, Path(options.watch_dir)).start()
 
@@ -407,7 +406,6 @@ def _supervise(settings, concurrency: int, options: Options) -> int:
     child_options = dataclasses.replace(options, watch_dir=None)
     watcher = None
     if options.watch_dir:  # before the workers start: the files already there are queued when they first look
-        from agentic_pipeline.app import App
 
         watch_app = App.open(settings)
         watcher = _start_watch(watch_app, options)

@@ -11,6 +11,7 @@ Pure data: no I/O. Every state change in the program goes through
 from __future__ import annotations
 
 import enum
+from agentic_pipeline import errors
 
 
 class State(str, enum.Enum):
@@ -112,8 +113,6 @@ def can_transition(src: State, dst: State) -> bool:
 
 def parse(value: str) -> State:
     """Parse a state name case-insensitively (``PENDING_APPROVAL`` or ``pending_approval``)."""
-    from agentic_pipeline import errors
-
     try:
         return State(value.strip().lower())
     except ValueError:

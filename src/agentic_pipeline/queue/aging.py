@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.pipeline import priority as rules
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.db import audit_store, queue_store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,8 +51,6 @@ def cutoffs(now: dt.datetime, settings) -> dict[int, dt.datetime]:
 
 def run_aging(app) -> dict[str, Any]:
     """Age every waiting book that crossed a threshold: one UPDATE per threshold plus audit rows, one transaction."""
-    from agentic_pipeline.db import audit_store, queue_store
-
     now = app.clock.now()
     cuts = cutoffs(now, app.settings)
     with app.db.write() as conn:

@@ -134,7 +134,7 @@ def decode(data: bytes) -> str:
 
 def _guess(data: bytes) -> str | None:
     try:
-        from charset_normalizer import from_bytes
+        from charset_normalizer import from_bytes  # lazy: charset detection is slow to import; only for HTML that declares no encoding
     except ImportError:  # pragma: no cover - a declared dependency
         return None
     best = from_bytes(data[:1_000_000]).best()
