@@ -79,7 +79,7 @@ def apply_decision(conn, ctx, planned: Sequence[dict[str, Any]], to: State, acti
     moved = set(store.move([r["id"] for r in ready], to, expect=State.PENDING_APPROVAL, actor=ctx.actor, conn=conn,
                            updates=decision.columns(to, actor=ctx.actor, reason=reason, now=ctx.now),
                            detail=decision.detail(to, reason), audits=audits,
-                           locked={r["id"]: r for r in ready}).ids)
+                           locked={r["id"]: r for r in ready}, now=ctx.now).ids)
     skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
     return ChunkResult(sorted(moved), skipped)
 

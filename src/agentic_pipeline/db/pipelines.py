@@ -257,7 +257,7 @@ class BaseStore:
              audits: Mapping[int, chain.AuditEntry] | None = None,
              locked: Mapping[int, Mapping[str, Any]] | None = None, conn: sa.Connection | None = None,
              snapshot: Pipeline | None = None, vectors: tuple[int | None, str] | None = None,
-             counted: str | None = None) -> Moved:
+             counted: str | None = None, now: dt.datetime | None = None) -> Moved:
         """Move pipelines ``ids`` from ``expect`` to ``to``: compare-and-set, history and audit in one transaction.
 
         One book (``locked`` not given): the row comes back in ``Moved.row``, and a lost race
@@ -273,6 +273,7 @@ class BaseStore:
         transaction): one set-based compare-and-set; a book no longer in ``expect`` is left out of
         ``Moved.ids`` (the caller reports it). ``audits``: the entry per id, appended for the ids
         that moved, in id order. ``updates``: other columns to set, the same for every book.
+        ``now``: the moment of a set move (a batch stamps every book, and its own entry, with one).
         """
         to, expect = State(to), State(expect)
         if not states.can_transition(expect, to):
@@ -280,6 +281,8 @@ class BaseStore:
                                            src=expect, dst=to)
         ids = list(ids)
         if locked is None and len(ids) == 1:  # a batch of one: the row back, or the reason it did not move
+            if now is not None:
+                raise ValueError("now applies to a set move (a move of one book is stamped by the store)")
             audit = audits.get(ids[0]) if audits else None
             row = self._move_one(ids[0], to, expect, actor, owner, detail, updates, audit, conn, snapshot,
                                  vectors, counted)
@@ -289,10 +292,11 @@ class BaseStore:
         if conn is None:
             with self.db.write() as c:
                 return self.move(ids, to, expect=expect, actor=actor, detail=detail, updates=updates,
-                                 audits=audits, locked=locked, conn=c)
+                                 audits=audits, locked=locked, conn=c, now=now)
         if locked is None:
             locked = self.lock_rows(conn, ids)
-        return Moved(self._move_set(conn, ids, to, expect, actor, detail, updates, audits, locked))
+        return Moved(self._move_set(conn, ids, to, expect, actor, detail, updates, audits, locked,
+                                    now or self.clock.now()))
 
     def transition(self, pipeline_id: int, to: State, *, expect: State, actor: str, owner: Any = ANY_OWNER,
                    detail: dict[str, Any] | None = None, updates: dict[str, Any] | None = None,
@@ -351,12 +355,11 @@ class BaseStore:
             audit_store.append(conn, audit, now)
         return Pipeline.from_row(row)
 
-    def _move_set(self, conn, ids, to, expect, actor, detail, updates, audits, locked) -> list[int]:
+    def _move_set(self, conn, ids, to, expect, actor, detail, updates, audits, locked, now) -> list[int]:
         """Many books: one ``UPDATE ... WHERE id IN (ids) AND state = expect RETURNING id``, bulk history and audit."""
         rows = [locked[i] for i in ids if i in locked and locked[i]["state"] == expect.value]
         if not rows:
             return []
-        now = self.clock.now()
         leased = any(r.get("lease_owner") is not None or r.get("lease_expires_at") is not None for r in rows)
         values = transition_values(to, now, updates, clear_lease=leased)
         moved = set(self.update_many(conn, [r["id"] for r in rows], expect, values, now))

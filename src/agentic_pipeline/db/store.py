@@ -61,7 +61,8 @@ class PipelineStore(Protocol):
              detail: dict[str, Any] | None = None, updates: dict[str, Any] | None = None,
              audits: Mapping[int, AuditEntry] | None = None, entered: Mapping[int, dt.datetime] | None = None,
              conn: sa.Connection | None = None, snapshot: Pipeline | None = None,
-             vectors: tuple[int | None, str] | None = None, counted: str | None = None) -> Moved: ...
+             vectors: tuple[int | None, str] | None = None, counted: str | None = None,
+             now: dt.datetime | None = None) -> Moved: ...
     def transition(self, pipeline_id: int, to: State, *, expect: State, actor: str, owner: Any = ...,
                    detail: dict[str, Any] | None = None, updates: dict[str, Any] | None = None,
                    audit: AuditEntry | None = None, conn: sa.Connection | None = None,
