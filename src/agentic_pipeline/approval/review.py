@@ -7,6 +7,10 @@ first, chapters with word counts); reading a few passages tells whether the text
 from __future__ import annotations
 
 from typing import Any
+from agentic_pipeline.db import library_store
+from agentic_pipeline import errors
+from agentic_pipeline.db import dashboard_store
+from agentic_pipeline.health import dashboard
 
 #: characters of each sample passage
 PASSAGE_CHARS = 700

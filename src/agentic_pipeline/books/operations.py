@@ -16,6 +16,8 @@ from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.batch import filters
 from agentic_pipeline.db import books_store
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.audit import trail
+from agentic_pipeline.pipeline import status
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 10_000
@@ -130,9 +132,6 @@ def show(app, pipeline_id: int) -> dict[str, Any]:
     label when someone corrected it), validation checks (failed first), chapters with word counts,
     the error with its hint and who rejected it and why, the state history and the audit entries.
     """
-    from agentic_pipeline.audit import trail
-    from agentic_pipeline.pipeline import status
-
     info = status.describe(app, pipeline_id)
     p = app.pipelines.get(pipeline_id)
     row = p.row

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from agentic_pipeline.db.schema import pipeline_state_history as hist
 from agentic_pipeline.db.schema import processing_pipelines as pp
+from agentic_pipeline.db import batch_store
 
 
 def hourly_entered(conn: sa.Connection, names: Iterable[str], since: dt.datetime) -> list[tuple[str, int, int]]:

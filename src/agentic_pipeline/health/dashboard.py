@@ -11,6 +11,8 @@ from typing import Any
 
 from agentic_pipeline import errors
 from agentic_pipeline.pipeline import states
+from agentic_pipeline.db import dashboard_store as ds
+from agentic_pipeline.health import monitor
 
 S = states.State
 #: states a failure ends in (for the throughput chart and the failures view)
@@ -22,8 +24,6 @@ PAGE_MAX = 200
 
 def throughput(app, hours: int = 24) -> list[dict[str, Any]]:
     """Per hour over the last ``hours``: books completed and books that failed (retry, failed, rejected)."""
-    from agentic_pipeline.db import dashboard_store as ds
-
     now = app.clock.now()
     start = now.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=hours - 1)
     with app.db.read() as conn:
@@ -63,8 +63,6 @@ def page_args(limit: int, offset: int) -> tuple[int, int]:
 def queue_page(app, *, state: str = S.DETECTED.value, order: str = "priority", limit: int = 50,
                offset: int = 0) -> dict[str, Any]:
     """A page of waiting books (DETECTED by default) in claim order or by age, with their ages."""
-    from agentic_pipeline.db import dashboard_store as ds
-
     if state not in {s.value for s in states.WAITING}:
         raise errors.InputError(f"{state!r} is not a waiting state; use one of "
                                 f"{', '.join(sorted(s.value for s in states.WAITING))}")
@@ -91,8 +89,6 @@ def cause_of(error: str | None) -> str:
 
 def failures(app, *, window: int = FAILURE_WINDOW) -> dict[str, Any]:
     """The newest rejected and failed books grouped by state and cause, with a hint and a few ids each."""
-    from agentic_pipeline.db import dashboard_store as ds
-
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     totals = {}
     with app.db.read() as conn:

@@ -11,51 +11,22 @@ import json
 import logging
 import urllib.parse
 from pathlib import Path
-from typing import Any
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from agentic_pipeline import errors
-from agentic_pipeline.interfaces.web import filters as tfilters
-from agentic_pipeline.interfaces.web import probes, security
+from agentic_pipeline.interfaces.web import pages, probes, security
+from agentic_pipeline.interfaces.web.rendering import ENV, error_page, render  # noqa: F401 - the pages' names
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).parent
 PROBES = frozenset({"/health", "/metrics"})
 #: the largest form body a POST may carry (the biggest is a batch filter with a reason)
 MAX_FORM_BYTES = 64 * 1024
-
-
-def environment() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters.update(tfilters.FILTERS)
-    return env
-
-
-ENV = environment()
-
-
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-    """The page ``template`` with the request's CSRF token, actor and write permission in its context."""
-    state = request.scope.get("state", {})
-    base = {"request": request, "csrf": state.get("csrf", ""), "can_write": state.get("can_write", False),
-            "actor": state.get("actor", ""), "nav": request.url.path, "partial": _is_htmx(request)}
-    html = ENV.get_template(template).render(**base, **context)
-    return HTMLResponse(html, status_code)
-
-
-def _is_htmx(request: Request) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
-
-
-def error_page(request: Request, status: int, message: str, hint: str | None = None) -> HTMLResponse:
-    return render(request, "error.html", status, status=status, message=message, hint=hint)
 
 
 class Guard:
@@ -194,8 +165,6 @@ async def _pipeline_error(request: Request, exc: errors.PipelineError) -> Respon
 
 def create_app(app, options: security.Options | None = None) -> Starlette:
     """The dashboard and probes over ``app`` (an ``agentic_pipeline.app.App``)."""
-    from agentic_pipeline.interfaces.web import pages
-
     options = options or security.Options()
     routes = [*probes.ROUTES, *pages.routes(),
               Mount("/static", StaticFiles(directory=HERE / "static"), name="static")]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from agentic_pipeline.interfaces.web.pages import audit, batch, books, inbox, overview, queue, search, stuck
+
 
 def routes() -> list[Route]:
-    from agentic_pipeline.interfaces.web.pages import audit, batch, books, inbox, overview, queue, search, stuck
-
     out: list[Route] = []
     for module in (overview, inbox, batch, queue, stuck, books, audit, search):
         out.extend(module.ROUTES)

@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, trail
-from agentic_pipeline.interfaces.web.app import render
+from agentic_pipeline.interfaces.web.rendering import render
 from agentic_pipeline.interfaces.web.pages import common
 
 LIMITS = (100, 500, 1000)

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from agentic_pipeline import errors
 from agentic_pipeline.batch import operations as batch_ops
-from agentic_pipeline.interfaces.web.app import render
+from agentic_pipeline.interfaces.web.rendering import render
 from agentic_pipeline.interfaces.web.pages import common
 
 OPERATIONS = ("approve", "reject", "retry", "priority")

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from agentic_pipeline import errors
 from agentic_pipeline.books import operations as books
 from agentic_pipeline.interfaces.web import security
-from agentic_pipeline.interfaces.web.app import render
+from agentic_pipeline.interfaces.web.rendering import render
 from agentic_pipeline.interfaces.web.pages import common
 
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from agentic_pipeline.health import dashboard
-from agentic_pipeline.interfaces.web.app import render
+from agentic_pipeline.interfaces.web.rendering import render
 from agentic_pipeline.interfaces.web.pages.common import app_of
 
 #: seconds between two refreshes of the live part (the issue asks for at most 5)

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from agentic_pipeline.health import dashboard, monitor, recovery
-from agentic_pipeline.interfaces.web.app import render
+from agentic_pipeline.interfaces.web.rendering import render
 from agentic_pipeline.interfaces.web.pages import common
 from agentic_pipeline.orchestrator import retries
 
