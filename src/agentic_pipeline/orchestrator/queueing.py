@@ -14,6 +14,8 @@ from typing import Any
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions
 from agentic_pipeline.db import workers_store
+from agentic_pipeline.ingest import hashing
+from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 
 
 #: the longest name of one file or folder that Linux filesystems take (ext4, XFS, btrfs, tmpfs: 255 bytes)
@@ -64,8 +66,6 @@ def unstorable_name(path: str | os.PathLike[str]) -> str | None:
 
 def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: str) -> dict[str, Any]:
     """Queue ``path`` in DETECTED (or return the live pipeline already queued for it); returns id, created."""
-    from agentic_pipeline.ingest import hashing
-
     actions.validate_actor(actor)
     check_path(path)
     source = Path(path).expanduser()
@@ -77,7 +77,6 @@ def queue_file(app, path: str | os.PathLike[str], *, priority: int = 5, actor: s
             raise errors.InputError(f"not a file: {source}", path=str(source))
     except OSError as exc:
         raise os_error(source, exc) from exc
-    from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 
     if source.suffix.lower() not in SUPPORTED_SUFFIXES:  # the same rule as batch-queue and the watcher
         raise errors.InputError(f"{source.name}: suffix {source.suffix or '(none)'} is not a supported book format; "

@@ -19,6 +19,7 @@ from pathlib import Path
 from agentic_pipeline.audit import actions
 from agentic_pipeline.ingest.extract import SUPPORTED_SUFFIXES
 from agentic_pipeline import intake
+from agentic_pipeline.orchestrator import queueing
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +77,6 @@ class Watcher:
 
     def _scan(self) -> list[Path]:
         """Every file under the folder; a folder that cannot be read (too deep to name) is logged and skipped."""
-        from agentic_pipeline.orchestrator import queueing
-
         def refused(exc: OSError) -> None:
             where = exc.filename or self.folder
             self._refuse(Path(where), queueing.path_problem(where) or exc.strerror or exc)
@@ -97,8 +96,6 @@ class Watcher:
             return bool(self._seen)
 
     def note(self, path: Path) -> None:
-        from agentic_pipeline.orchestrator import queueing
-
         problem = queueing.path_problem(path)
         try:
             wanted = not problem and path.is_file() and _supported(path) and not _inside_a_book_folder(path, self.folder)

@@ -30,6 +30,7 @@ from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
 from agentic_pipeline.app import App
 from agentic_pipeline.orchestrator.watching import Watcher
+from agentic_pipeline.orchestrator import queueing
 
 log = logging.getLogger(__name__)
 EXIT_ABORTED = 130
