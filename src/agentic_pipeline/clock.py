@@ -117,7 +117,7 @@ def for_database(db) -> Clock:
     """The clock an App uses: the server's for PostgreSQL (hosts share it), this host's for SQLite (it is the server)."""
     if not db.is_postgres:
         return SystemClock()
-    from agentic_pipeline.db import server_clock
+    from agentic_pipeline.db import server_clock  # lazy: the server clock only on PostgreSQL
 
     return DatabaseClock(lambda: server_clock.read_timed(db))
 

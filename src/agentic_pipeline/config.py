@@ -18,6 +18,7 @@ from typing import Any
 
 from agentic_pipeline import errors
 import platformdirs
+import urllib.parse
 
 ENV_PREFIX = "AGENTIC_PIPELINE_"
 APP_NAME = "agentic-pipeline"
@@ -376,8 +377,6 @@ def split_list(text: Any) -> list[str]:
 
 def check_alert_settings(settings: Settings) -> None:
     """Refuse alert delivery settings that cannot work: a malformed URL, e-mail without a server, a bad severity."""
-    import urllib.parse
-
     if settings.alert_notify_severity not in ALERT_SEVERITIES:
         raise errors.ConfigError(f"alert_notify_severity must be one of {', '.join(ALERT_SEVERITIES)} "
                                  f"(got {settings.alert_notify_severity!r})")

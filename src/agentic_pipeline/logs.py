@@ -22,6 +22,8 @@ import sys
 from typing import Any, TextIO
 
 from agentic_pipeline.escaping import printable
+from agentic_pipeline import errors
+from agentic_pipeline import __version__, config
 
 ROOT = "agentic_pipeline"
 LEVELS = ("debug", "info", "warning", "error")
@@ -88,8 +90,6 @@ def setup(level: str = "info", fmt: str = "text", stream: TextIO | None = None) 
     its parent's). Records still propagate to the root logger, which has no handler unless an
     embedding application (or a test runner) installs one.
     """
-    from agentic_pipeline import errors
-
     level, fmt = (level or "info").lower(), (fmt or "text").lower()
     if level not in LEVELS:
         raise errors.InputError(f"unknown log level {level!r}; use one of {', '.join(LEVELS)}")
@@ -123,8 +123,6 @@ class _StderrHandler(logging.StreamHandler):
 
 def start_line(logger: logging.Logger, command: str, settings, **fields: Any) -> None:
     """The first line of a long-running command: version, database without its password, and ``fields``."""
-    from agentic_pipeline import __version__, config
-
     database = config.mask_password(settings.db_url)
     extra = ", ".join(f"{k} {printable(v)}" for k, v in fields.items() if v is not None)
     event(logger, f"{command}_start", f"agentic-pipeline {__version__} {command} starting on {database}"

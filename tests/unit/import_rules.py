@@ -23,7 +23,7 @@ import dataclasses
 from pathlib import Path
 
 PURE = {
-    "errors", "clock", "pipeline.states", "pipeline.priority", "approval.policy", "approval.decision",
+    "errors", "pipeline.states", "pipeline.priority", "approval.policy", "approval.decision",
     "audit.chain", "audit.actions", "health.stats", "health.stuck_detector", "health.alerts", "batch.filters",
     "ingest.ranking",
 }

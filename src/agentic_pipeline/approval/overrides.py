@@ -21,6 +21,7 @@ from typing import Any, Sequence
 from agentic_pipeline import errors
 from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.pipeline.states import State
+from agentic_pipeline.ingest import strategies
 
 
 def decide(validation: dict[str, Any] | None, *, relax: Sequence[str] = (), approve: bool = False) -> list[str]:
@@ -37,8 +38,6 @@ def decide(validation: dict[str, Any] | None, *, relax: Sequence[str] = (), appr
 def override(app, pipeline_id: int, *, actor: str, reason: str, relax: Sequence[str] = (), approve: bool = False,
              strategy: str | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
     """Override the validator's rejection of ``pipeline_id`` (see the module docstring); returns what was done."""
-    from agentic_pipeline.ingest import strategies
-
     actions.validate_actor(actor)
     if not (reason or "").strip():
         raise errors.InputError("an override needs a reason (--reason)")

@@ -21,6 +21,7 @@ from agentic_pipeline.audit import actions, chain
 from agentic_pipeline.db import audit_store, batch_store
 from agentic_pipeline.pipeline.states import State
 from agentic_pipeline.orchestrator.retries import retry
+from agentic_pipeline.approval.operations import rollback
 
 
 @dataclasses.dataclass
@@ -148,7 +149,7 @@ def apply_retry(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
 
 def apply_cancel(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     """Cancel a chunk of queued books: DETECTED / NEEDS_RETRY -> ARCHIVED (one CAS update per state), audited CANCELLED."""
-    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    current = ctx.app.pipelines.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
     leased = [r for r in ready if r.get("lease_owner") and r.get("lease_expires_at") and r["lease_expires_at"] >= ctx.now]
     skipped += [{"id": r["id"], "reason": f"a worker ({r['lease_owner']}) took it since the preview"} for r in leased]
@@ -157,8 +158,9 @@ def apply_cancel(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     moved: set[int] = set()
     for state in sorted({r["state"] for r in ready}):
         rows = [r for r in ready if r["state"] == state]
-        moved.update(batch_store.transition_many(conn, rows, State.ARCHIVED, expect=State(state), actor=ctx.actor,
-                                                 now=ctx.now, detail={"reason": reason, "cancelled": True}))
+        moved.update(ctx.app.pipelines.move([r["id"] for r in rows], State.ARCHIVED, expect=State(state),
+                                            actor=ctx.actor, conn=conn, now=ctx.now, locked={r["id"]: r for r in rows},
+                                            detail={"reason": reason, "cancelled": True}).ids)
     skipped += [{"id": r["id"], "reason": "changed while applying"} for r in ready if r["id"] not in moved]
     docs = Shared()
     after = {"state": State.ARCHIVED.value, "cancelled": True}
@@ -173,9 +175,7 @@ def apply_cancel(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
 
 def apply_rollback(conn, ctx, planned: Sequence[dict[str, Any]]) -> ChunkResult:
     """Roll back a chunk through the single-book ``approval.operations.rollback`` (its library rows go too)."""
-    from agentic_pipeline.approval.operations import rollback
-
-    current = batch_store.lock_rows(conn, [r["id"] for r in planned])
+    current = ctx.app.pipelines.lock_rows(conn, [r["id"] for r in planned])
     ready, skipped = split_unchanged(planned, current)
     applied = []
     for row in ready:

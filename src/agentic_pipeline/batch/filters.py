@@ -32,6 +32,7 @@ from typing import Any, Mapping
 
 from agentic_pipeline import errors
 from agentic_pipeline.pipeline import states
+import os.path
 
 try:  # the classifier's list is the one truth when present
     from agentic_pipeline.ingest.classify import BOOK_TYPES
@@ -171,8 +172,6 @@ def make_filter(*, book_type: str | None = None, min_confidence: float | str | N
 
 def resolve_pattern(pattern: str | None, base: str | None) -> str | None:
     """A relative glob (not starting with /, *, ? or ~) joined to ``base``; ``~`` is the user's home."""
-    import os.path
-
     if not isinstance(pattern, str) or not pattern:
         return pattern
     if pattern.startswith("~"):

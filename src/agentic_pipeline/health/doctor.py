@@ -29,6 +29,17 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agentic_pipeline import errors
+from agentic_pipeline.app import App, _missing_sqlite_file
+from agentic_pipeline.config import mask_password
+from agentic_pipeline.db import doctor_store, migrations
+import numpy as np
+from agentic_pipeline.ingest import embed
+from agentic_pipeline.audit import trail
+from agentic_pipeline.db import search_store
+from agentic_pipeline.db import alerts_store
+from agentic_pipeline.health import notify
+from agentic_pipeline.clock import SystemClock
+from agentic_pipeline.config import split_list
 
 STATUSES = ("ok", "warning", "critical", "unknown")
 EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
@@ -89,10 +100,6 @@ def workers_verdict(live: int, waiting: int) -> str:
 
 # ------------------------------------------------------------------ the checks
 def check_database(ctx: Context) -> Check:
-    from agentic_pipeline.app import App, _missing_sqlite_file
-    from agentic_pipeline.config import mask_password
-    from agentic_pipeline.db import doctor_store, migrations
-
     url = ctx.settings.db_url
     shown = mask_password(ctx.settings.db or url)
     missing = _missing_sqlite_file(url)
@@ -130,7 +137,6 @@ def check_database(ctx: Context) -> Check:
 def check_clock(ctx: Context) -> Check:
     if ctx.app is None:
         return Check("clock", "unknown", NEEDS_DB)
-    from agentic_pipeline.db import doctor_store
 
     before = time.monotonic()
     with ctx.app.db.read() as conn:
@@ -169,10 +175,6 @@ def check_disk(ctx: Context) -> Check:
 
 
 def check_embedding(ctx: Context) -> Check:
-    import numpy as np
-
-    from agentic_pipeline.ingest import embed
-
     name = ctx.settings.embedder
     started = time.monotonic()
     saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
@@ -259,7 +261,6 @@ def check_watch_folder(ctx: Context) -> Check:
 def check_workers(ctx: Context) -> Check:
     if ctx.app is None:
         return Check("workers", "unknown", NEEDS_DB)
-    from agentic_pipeline.db import doctor_store
 
     app = ctx.app
     now = app.clock.now()
@@ -286,7 +287,6 @@ def check_workers(ctx: Context) -> Check:
 def check_audit(ctx: Context) -> Check:
     if ctx.app is None:
         return Check("audit", "unknown", NEEDS_DB)
-    from agentic_pipeline.audit import trail
 
     verdict = trail.verify(ctx.app)
     if verdict["ok"]:
@@ -301,9 +301,6 @@ def check_audit(ctx: Context) -> Check:
 def check_search_index(ctx: Context) -> Check:
     if ctx.app is None:
         return Check("search_index", "unknown", NEEDS_DB)
-    from agentic_pipeline.db import doctor_store, search_store
-    from agentic_pipeline.ingest import embed
-
     app = ctx.app
     try:
         model = embed.load_embedder(app.settings.embedder).name
@@ -332,9 +329,6 @@ def check_search_index(ctx: Context) -> Check:
 def check_alert_delivery(ctx: Context) -> Check:
     if ctx.app is None:
         return Check("alert_delivery", "unknown", NEEDS_DB)
-    from agentic_pipeline.db import alerts_store
-    from agentic_pipeline.health import notify
-
     targets = notify.channels(ctx.settings)
     with ctx.app.db.read() as conn:
         backlog = alerts_store.backlog(conn)
@@ -367,7 +361,6 @@ def run(settings, *, clock=None, skip: tuple[str, ...] = (), watch_dir: Path | N
     unknown = sorted(set(skip) - set(NAMES))
     if unknown:
         raise errors.InputError(f"unknown check(s) {', '.join(unknown)}; valid: {', '.join(NAMES)}")
-    from agentic_pipeline.clock import SystemClock
 
     ctx = Context(settings=settings, watch_dir=watch_dir, host_clock=clock or SystemClock())
     checks = []
@@ -395,10 +388,9 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _newer_than_this_version(revision: str) -> bool:
-    from alembic.script import ScriptDirectory
+    from alembic.script import ScriptDirectory  # lazy: alembic only for the schema check
     from alembic.util import CommandError
 
-    from agentic_pipeline.db import migrations
 
     try:
         return ScriptDirectory.from_config(migrations._config(None)).get_revision(revision) is None
@@ -409,7 +401,7 @@ def _newer_than_this_version(revision: str) -> bool:
 def _ocr_languages() -> tuple[str | None, list[str], str | None]:
     """(engine, languages, problem): tesserocr when importable, else the tesseract program, else (None, [], None)."""
     try:
-        import tesserocr  # type: ignore[import-not-found]
+        import tesserocr  # type: ignore[import-not-found]  # lazy: optional OCR engine: present or not, it is probed
     except ImportError:
         pass
     else:
@@ -442,7 +434,6 @@ def _wanted_ocr_languages(settings) -> list[str]:
     wanted = getattr(settings, "ocr_languages", None)
     if not wanted:
         return []
-    from agentic_pipeline.config import split_list
 
     return [lang for part in split_list(wanted) for lang in part.split("+") if lang]
 

@@ -16,6 +16,8 @@ from agentic_pipeline.health import stats, stats_refresh
 from agentic_pipeline.audit import actions
 from agentic_pipeline.db import audit_store
 from agentic_pipeline.health import monitor
+from prometheus_client.core import GaugeMetricFamily
+from agentic_pipeline.health import alerts as alert_rules
 
 PREFIX = "agentic_pipeline"
 HISTOGRAM_BOUNDS = (1, 5, 10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
@@ -67,10 +69,6 @@ class ReportCollector:
     def _alerts(self) -> Iterator[Any]:
         """``agentic_pipeline_alerts{code}``: how many alerts of each code hold now (0 for the quiet ones), so
         Prometheus rules (deploy/prometheus-rules.yml) can alert on exactly what the report does."""
-        from prometheus_client.core import GaugeMetricFamily
-
-        from agentic_pipeline.health import alerts as alert_rules
-
         family = GaugeMetricFamily(f"{PREFIX}_alerts", "Alerts of each code in the health report now.",
                                    labels=["code", "severity"])
         counts: dict[tuple[str, str], int] = {}

@@ -35,6 +35,10 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from agentic_pipeline import __version__
 from agentic_pipeline.config import split_list
+import sqlalchemy as sa
+from agentic_pipeline.db import alerts_store as store
+import smtplib
+from email.message import EmailMessage
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +138,6 @@ def label_of(settings, db_url: str) -> str:
     if settings.alert_label:
         return settings.alert_label
     if db_url.startswith("postgresql"):
-        import sqlalchemy as sa
-
         url = sa.engine.make_url(db_url)
         return f"{url.host or 'localhost'}/{url.database or ''}"
     return socket.gethostname()
@@ -149,8 +151,6 @@ def record(app, alerts: Sequence[Mapping[str, Any]], now: dt.datetime) -> dict[s
     ``alert_notify_after_seconds`` (a worker restart's brief ``no_workers`` sends nothing); its
     "cleared" one only if "started" went out.
     """
-    from agentic_pipeline.db import alerts_store as store
-
     s = app.settings
     current = group(alerts, s.alert_notify_severity)
     targets = channels(s)
@@ -190,8 +190,6 @@ def record(app, alerts: Sequence[Mapping[str, Any]], now: dt.datetime) -> dict[s
 # ------------------------------------------------------------------ delivering
 def deliver_due(app, *, limit: int = 50) -> dict[str, int]:
     """Send every due notification once (each taken by compare-and-set); counts of sent, retrying, given up."""
-    from agentic_pipeline.db import alerts_store as store
-
     s = app.settings
     counts = {"sent": 0, "retrying": 0, "gave_up": 0}
     with app.db.read() as conn:
@@ -248,9 +246,6 @@ def post_webhook(url: str, body: Mapping[str, Any], *, timeout: float) -> None:
 
 
 def send_email(settings, body: Mapping[str, Any]) -> None:
-    import smtplib
-    from email.message import EmailMessage
-
     message = EmailMessage()
     alert = body["alert"]
     verb = "started" if body["event"] == "started" else "cleared"

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
-from agentic_pipeline.health import monitor
+
 from agentic_pipeline.audit import actions
-from agentic_pipeline.health import recovery
-from agentic_pipeline.health import stats_refresh
+from agentic_pipeline.health import monitor, notify, recovery, stats_refresh
 
 
 def refresh_health(app) -> dict[str, Any]:
     """Recompute the health report, store it in ``health_metrics`` and open or close alert episodes
     (queueing their notifications), every ``health_interval`` s."""
-    from agentic_pipeline.health import monitor, notify
-
     report = monitor.get_health(app, fresh=True)
     events = notify.record(app, report["alerts"], app.clock.now())
     return {"status": report["status"], "stuck": len(report["stuck"]), "alerts": len(report["alerts"]),
@@ -23,8 +20,6 @@ def refresh_health(app) -> dict[str, Any]:
 
 def deliver_alerts(app) -> dict[str, Any]:
     """Send due alert notifications in a background thread of this worker (every 5 s; never waits for a send)."""
-    from agentic_pipeline.health import notify
-
     return {"started": notify.start_drain(app)}
 
 

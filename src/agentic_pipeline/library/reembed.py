@@ -14,6 +14,7 @@ from typing import Any, Callable
 from agentic_pipeline import errors
 from agentic_pipeline.db import library_store, search_store
 from agentic_pipeline.ingest import embed
+from agentic_pipeline.library.search import resolve_pipeline_book
 
 BATCH = 256
 
@@ -24,8 +25,6 @@ def plan(app, *, pipeline_id: int | None = None, book_id: int | None = None) -> 
     ``NotFound`` when the pipeline has no completed book. ``book_id``: the same by the library's
     internal row id. Each book is named by its pipeline id (and its library row id, labelled).
     """
-    from agentic_pipeline.library.search import resolve_pipeline_book
-
     with app.db.read() as conn:
         if pipeline_id is not None:
             book_id = resolve_pipeline_book(conn, pipeline_id)
@@ -44,8 +43,6 @@ def plan(app, *, pipeline_id: int | None = None, book_id: int | None = None) -> 
 def reembed(app, *, pipeline_id: int | None = None, book_id: int | None = None,
             progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Embed the missing chunks (of one book, or all completed books); returns what was done."""
-    from agentic_pipeline.ingest import embed
-
     books = plan(app, pipeline_id=pipeline_id, book_id=book_id)["books"]
     model, done = app.embedder, 0
     for book in books:

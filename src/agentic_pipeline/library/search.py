@@ -18,6 +18,7 @@ import numpy as np
 from agentic_pipeline import errors
 from agentic_pipeline.db import fulltext, search_store
 from agentic_pipeline.ingest import embed, ranking
+from agentic_pipeline.db import library_store
 
 MAX_LIMIT = 100
 SNIPPET_CHARS = 240
@@ -74,8 +75,6 @@ def _full_text(conn, parsed: fulltext.Query, pool: int, book_id: int | None) -> 
 
 def resolve_pipeline_book(conn, pipeline_id: int) -> int:
     """The library row of pipeline ``pipeline_id``'s book; NotFound saying why there is none."""
-    from agentic_pipeline.db import library_store
-
     book_id = library_store.book_id_of(conn, pipeline_id)
     if book_id is None:
         raise errors.NotFound(f"pipeline {pipeline_id} has no book in the library",

@@ -15,6 +15,8 @@ import time
 from typing import Any, Callable
 
 from agentic_pipeline.db import workers_store
+import threading
+import logging
 
 #: (row name, "module:function", interval in seconds; None means the health interval)
 TASKS: tuple[tuple[str, str, float | None], ...] = (
@@ -102,8 +104,6 @@ class Background:
 
     def __init__(self, app, holder: str, *, tasks: tuple[tuple[str, str, float | None], ...] = ALERT_TASKS,
                  every: float = 5.0) -> None:
-        import threading
-
         self.app, self.holder, self.tasks, self.every = app, holder, tasks, every
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="maintenance", daemon=True)
@@ -121,7 +121,6 @@ class Background:
             try:
                 run_due(self.app, self.holder, tasks=self.tasks)
             except Exception as exc:  # noqa: BLE001 - the database blinked: try again next time
-                import logging
 
                 logging.getLogger(__name__).warning("maintenance in the background: %s", exc)
             self._stop.wait(self.every)

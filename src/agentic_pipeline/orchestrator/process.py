@@ -23,6 +23,7 @@ from agentic_pipeline.pipeline import states
 from agentic_pipeline.pipeline.states import State
 import importlib
 from agentic_pipeline import intake
+from agentic_pipeline.approval import operations as approval
 
 
 class Aborted(errors.PipelineError):
@@ -186,7 +187,6 @@ def apply(app, p, outcome: stages.Outcome, worker_id: str):
         if moved.state is State.PENDING_APPROVAL:
             decided = (moved.row.get("strategy") or {}).get("override") or {}
             if decided.get("approve"):  # "approve anyway": the person's decision, taken when they overrode
-                from agentic_pipeline.approval import operations as approval
 
                 approval.approve(app, moved.id, actor=decided["actor"], conn=conn,
                                  reason=f"override: {decided.get('reason')}")

@@ -128,7 +128,7 @@ def processing(app, p) -> Outcome:
 
 def validating(app, p) -> Outcome:
     """Check what PROCESSING stored; pass, retry once with the fallback split, or reject with the reasons."""
-    from agentic_pipeline.approval import overrides
+    from agentic_pipeline.approval import overrides  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
     from agentic_pipeline.ingest import validate
 
     book, chunk_texts = stored_book(app, p)

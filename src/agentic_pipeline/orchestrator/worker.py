@@ -31,6 +31,7 @@ from agentic_pipeline.pipeline.states import State
 from agentic_pipeline.app import App
 from agentic_pipeline.orchestrator.watching import Watcher
 from agentic_pipeline.orchestrator import queueing
+from agentic_pipeline import __version__, config
 
 log = logging.getLogger(__name__)
 EXIT_ABORTED = 130
@@ -331,8 +332,6 @@ def run_worker(settings, *, concurrency: int = 1, options: Options | None = None
 
 def start_line(settings, concurrency: int, options: Options) -> None:
     """The first log line: version, database (no password), concurrency, watched and processed folders."""
-    from agentic_pipeline import __version__, config
-
     database = config.mask_password(settings.db_url)
     watch = str(options.watch_dir) if options.watch_dir else None
     logs.event(log, "worker_start", f"agentic-pipeline {__version__} worker starting: {concurrency} process"
@@ -346,8 +345,6 @@ def start_line(settings, concurrency: int, options: Options) -> None:
 def check_folders(options: Options) -> None:
     """Refuse a folder that can name nothing (a name too long), a watched folder that does not exist (unless
     asked to create it) and a processed folder inside the watched one: every completed book would be queued again."""
-    from agentic_pipeline.orchestrator import queueing
-
     for flag, folder in (("--watch", options.watch_dir), ("--processed-dir", options.processed_dir)):
         problem = queueing.path_problem(folder) if folder else None
         if problem:
