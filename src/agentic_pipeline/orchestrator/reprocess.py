@@ -23,7 +23,7 @@ REPROCESS_FROM = frozenset({State.DETECTED, State.NEEDS_RETRY, State.FAILED, Sta
 
 def reprocess(app, pipeline_id: int, *, actor: str, ocr: str | None = None, conn=None) -> dict[str, Any]:
     """Queue the book to be read again from the start; ``ocr`` (auto/force/off) becomes its own OCR mode."""
-    from agentic_pipeline.ingest.extract import ocr as ocr_mod
+    from agentic_pipeline.ingest.extract import ocr as ocr_mod  # lazy: the OCR module (and its engine) only when a reprocess asks for OCR
 
     actions.validate_actor(actor)
     try:

@@ -237,7 +237,7 @@ def source_changed(app, p) -> Outcome | None:
 
 def extract(app, path: str, row: dict[str, Any] | None = None):
     """Extract the book at ``path``; ``row`` (the pipeline) supplies the book's own OCR mode and its content hash."""
-    from agentic_pipeline.ingest import extract as extract_mod
+    from agentic_pipeline.ingest import extract as extract_mod  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     options = ocr_options(app.settings, row or {})
     return _read_guard(path, lambda: extract_mod.extract(path, max_bytes=int(app.settings.max_book_mb) * 1024 * 1024,
@@ -246,7 +246,7 @@ def extract(app, path: str, row: dict[str, Any] | None = None):
 
 def ocr_options(settings, row: dict[str, Any]):
     """The OCR options for one book: the settings, the book's own mode (``reprocess --ocr``) over the default."""
-    from agentic_pipeline.ingest.extract import ocr
+    from agentic_pipeline.ingest.extract import ocr  # lazy: parsers and the model load in the worker that runs the stage (process.warm), not in every importer
 
     digest = row.get("content_hash")
     cache = str(Path(settings.data_dir) / "ocr-cache" / f"{digest}.json") if digest else ""

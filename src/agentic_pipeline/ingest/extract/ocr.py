@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
+import json
 
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # the machine's cores belong to the workers, not to one page
 
@@ -94,7 +95,7 @@ def tessdata_dir(languages: str, configured: str = "") -> str | None:
 def unavailable_reason(options: OcrOptions) -> str | None:
     """Why OCR cannot run here (engine or language data missing), or None when it can."""
     try:
-        import tesserocr  # noqa: F401
+        import tesserocr  # noqa: F401  # lazy: optional OCR engine: probed, present or not
     except ImportError as exc:
         return f"the OCR engine is not installed (tesserocr: {exc})"
     if tessdata_dir(options.languages, options.tessdata_dir) is None:
@@ -105,7 +106,7 @@ def unavailable_reason(options: OcrOptions) -> str | None:
 
 def is_blank(gray: Any) -> bool:
     """True when the greyscale page (2-D uint8 array) has (almost) no ink."""
-    import numpy as np
+    import numpy as np  # lazy: the OCR engine and numpy load only when a page is OCRed
 
     if gray.size == 0:
         return True
@@ -124,7 +125,7 @@ def prepare(gray: Any, dpi: int) -> tuple[Any, int]:
     Measured on rendered pages (bench/bench_ocr.py): at 150 dpi with noise and skew the character error
     rate falls from ~10 % to ~2 % with both steps; clean pages skip the filter (it thins fine print).
     """
-    import numpy as np
+    import numpy as np  # lazy: the OCR engine and numpy load only when a page is OCRed
 
     if dpi < MIN_DPI:
         factor = max(2, round(300 / dpi))
@@ -139,7 +140,7 @@ def prepare(gray: Any, dpi: int) -> tuple[Any, int]:
 
 def median3(gray: Any) -> Any:
     """3x3 median filter (numpy): removes specks and grain, keeps strokes."""
-    import numpy as np
+    import numpy as np  # lazy: the OCR engine and numpy load only when a page is OCRed
 
     padded = np.pad(gray, 1, mode="edge")
     h, w = gray.shape
@@ -149,7 +150,7 @@ def median3(gray: Any) -> Any:
 
 def render(page: Any, dpi: int) -> Any:
     """The PDFium page as a contiguous 2-D uint8 greyscale array at ``dpi``."""
-    import numpy as np
+    import numpy as np  # lazy: the OCR engine and numpy load only when a page is OCRed
 
     bitmap = page.render(scale=dpi / 72.0, grayscale=True)
     array = bitmap.to_numpy()
@@ -160,7 +161,7 @@ class Reader:
     """One Tesseract instance for a book's pages (loading the model costs ~0.1 s; reuse it)."""
 
     def __init__(self, options: OcrOptions) -> None:
-        import tesserocr
+        import tesserocr  # lazy: the OCR engine and numpy load only when a page is OCRed
 
         folder = tessdata_dir(options.languages, options.tessdata_dir)
         if folder is None:
@@ -198,7 +199,7 @@ class Reader:
 
     def _lines(self) -> list[list[tuple[str, float, bool]]]:
         """The recognised words as lines of (word, confidence, ends a paragraph)."""
-        import tesserocr
+        import tesserocr  # lazy: the OCR engine and numpy load only when a page is OCRed
 
         word, line_level, para = tesserocr.RIL.WORD, tesserocr.RIL.TEXTLINE, tesserocr.RIL.PARA
         lines: list[list[tuple[str, float, bool]]] = [[]]
@@ -274,8 +275,6 @@ class PageCache:
         self.pages: dict[int, PageResult] = {}
         if self.path is not None and self.path.is_file():
             try:
-                import json
-
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 stored = data.get(self.key, {}) if isinstance(data, dict) else {}
                 self.pages = {int(i): PageResult(*row) for i, row in stored.items()}
@@ -294,7 +293,6 @@ class PageCache:
     def flush(self) -> None:
         if self.path is None or not self.pending:
             return
-        import json
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
@@ -324,7 +322,7 @@ def character_error_rate(reference: str, hypothesis: str) -> float:
     The standard OCR measure: (substitutions + insertions + deletions) / reference characters. Runs of
     whitespace count as one space on both sides, since line breaks and reflow are layout, not reading.
     """
-    import numpy as np
+    import numpy as np  # lazy: the OCR engine and numpy load only when a page is OCRed
 
     ref = " ".join(reference.split())
     hyp = " ".join(hypothesis.split())
