@@ -219,12 +219,12 @@ def test_workers_on_three_hosts_one_cut_off_one_skewed(tmp_path):
         assert init.returncode == 0, init.stderr
         app = stack.enter_context(open_app(here, lease_seconds=LEASE_SECONDS, heartbeat_seconds=1))
         from agentic_pipeline.approval import autonomy
-        from agentic_pipeline.batch import queueing
+        from agentic_pipeline import intake
 
         autonomy.enable(app, "partial", actor="human:test", threshold=0.01, daily_cap=10 * BOOKS)  # all the way to COMPLETE
         folder = tmp_path / "books"
         write_text_books(folder, BOOKS, words_per_chapter=400)  # over every strategy's min_words (1,000)
-        queueing.batch_queue(app, folder, actor="human:test", execute=True)
+        intake.batch_queue(app, folder, actor="human:test", execute=True)
         assert len(rows(app, "SELECT id FROM processing_pipelines")) == BOOKS
 
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTIC_PIPELINE_")}

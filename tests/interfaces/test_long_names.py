@@ -98,7 +98,7 @@ def test_the_watcher_logs_one_clear_line_for_a_path_too_long_and_keeps_going(sql
 
 
 def test_batch_queue_reports_a_folder_too_deep_to_read_and_queues_the_rest(sqlite_url, tmp_path):
-    from agentic_pipeline.batch import operations
+    from agentic_pipeline import intake
 
     app = open_app(sqlite_url)
     try:
@@ -106,7 +106,7 @@ def test_batch_queue_reports_a_folder_too_deep_to_read_and_queues_the_rest(sqlit
         inbox.mkdir()
         shutil.copy(SAMPLES / "books" / "waste-land.md", inbox / "poem.md")
         _deep_folder(inbox)
-        out = operations.batch_queue(app, inbox, recursive=True, actor="human:test")
+        out = intake.batch_queue(app, inbox, recursive=True, actor="human:test")
         assert out["queued_count"] == 1
         assert [u["reason"].split(":")[0] for u in out["unreadable"]] == ["path too long"], out["unreadable"]
     finally:

@@ -24,6 +24,7 @@ from agentic_pipeline import errors
 from agentic_pipeline.ingest import metadata, model, text_stats
 from agentic_pipeline.ingest.extract import chapters, ocr, pdf_headings, pdf_title, quality
 from agentic_pipeline.ingest.extract.limits import Limits
+import html
 
 PAGE_SEPARATOR = "\n\n"
 #: a page with fewer words than this counts as having no text layer
@@ -214,8 +215,6 @@ XMP_SCAN_BYTES = 4 << 20
 
 def _xmp(path: Path) -> dict[str, Any]:
     """dc:title and dc:creator of an uncompressed XMP packet (the usual case), or {}."""
-    import html
-
     try:
         with open(path, "rb") as handle:
             data = handle.read(XMP_SCAN_BYTES)
