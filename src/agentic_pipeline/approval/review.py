@@ -8,9 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 from agentic_pipeline.db import library_store
-from agentic_pipeline import errors
-from agentic_pipeline.db import dashboard_store
-from agentic_pipeline.health import dashboard
 
 #: characters of each sample passage
 PASSAGE_CHARS = 700
@@ -18,8 +15,6 @@ PASSAGE_CHARS = 700
 
 def sample_passages(app, pipeline_id: int) -> list[dict[str, str]]:
     """Samples of the stored text of the pipeline's book (none before it is processed)."""
-    from agentic_pipeline.db import library_store
-
     with app.db.read() as conn:
         book = library_store.book_for_pipeline(conn, pipeline_id)
         chapters = library_store.load_chapters(conn, book["id"]) if book else []

@@ -38,9 +38,6 @@ def throughput(app, hours: int = 24) -> list[dict[str, Any]]:
 
 def overview(app) -> dict[str, Any]:
     """A fresh health report plus the 24-hour throughput and the title of each worker's current book."""
-    from agentic_pipeline.db import dashboard_store as ds
-    from agentic_pipeline.health import monitor
-
     report = monitor.get_health(app, fresh=True, save=False)  # live: the cache may be 90 s old (35-52 ms at 1M)
     ids = [w.get("current_pipeline_id") for w in report["workers"]]
     with app.db.read() as conn:

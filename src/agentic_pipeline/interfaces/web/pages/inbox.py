@@ -13,7 +13,7 @@ from agentic_pipeline import errors
 from agentic_pipeline.approval import operations as approval
 from agentic_pipeline.approval import review
 from agentic_pipeline.books import operations as books
-from agentic_pipeline.interfaces.web.app import render
+from agentic_pipeline.interfaces.web.rendering import render
 from agentic_pipeline.interfaces.web.pages import common
 
 PENDING = "pending_approval"
