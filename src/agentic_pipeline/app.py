@@ -26,6 +26,7 @@ class App:
     clock: Clock
     pipelines: PipelineStore
     _embedder: Any = None
+    _vector_index: Any = None
 
     @classmethod
     def open(cls, settings: config.Settings | None = None, *, clock: Clock | None = None,
@@ -55,6 +56,15 @@ class App:
 
             self._embedder = embed.load_embedder(self.settings.embedder)
         return self._embedder
+
+    @property
+    def vector_index(self):
+        """The vector index (library.vector_index), opened on first use and kept: long-running processes load it once."""
+        if self._vector_index is None:
+            from agentic_pipeline.library import vector_index
+
+            self._vector_index = vector_index.open_index(self.db, self.settings, self.embedder)
+        return self._vector_index
 
     def close(self) -> None:
         self.db.dispose()

@@ -197,6 +197,9 @@ class Settings:
     # drills
     #: fault injection for drills and tests, JSON {stage: {"kind": transient|permanent|sleep|exit, ...}}; empty: none
     faults: str = ""
+    # search (issue 19)
+    #: vector index: auto (pgvector's HNSW in PostgreSQL when the server has the extension, else usearch files), pgvector, or files
+    vector_index: str = "auto"
 
     @property
     def db_url(self) -> str:

@@ -62,18 +62,6 @@ def fts_ranked(conn: sa.Connection, query: fulltext.Query, *, limit: int, book_i
     return rows
 
 
-def vectors(conn: sa.Connection, model: str, *, book_id: int | None = None) -> tuple[list[int], list[bytes], int]:
-    """(chunk ids, float32 blobs, dim) of every searchable chunk embedded with ``model``."""
-    rows = conn.execute(
-        sa.select(chunks.c.id, chunks.c.embedding, chunks.c.embedding_dim)
-        .select_from(chunks.join(books, books.c.id == chunks.c.book_id).join(pp, pp.c.id == books.c.pipeline_id))
-        .where(*_searchable(book_id), chunks.c.embedding_model == model, chunks.c.embedding.is_not(None))
-        .order_by(chunks.c.id)
-    ).all()
-    dim = rows[0].embedding_dim if rows else 0
-    return [r.id for r in rows], [r.embedding for r in rows], dim
-
-
 def chunk_details(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
     if not ids:
         return {}

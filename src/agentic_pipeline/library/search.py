@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
 
 from agentic_pipeline import errors
 from agentic_pipeline.db import fulltext, search_store
@@ -47,12 +46,12 @@ def search(app, query: str, *, pipeline_id: int | None = None, book_id: int | No
             raise errors.NotFound(f"{name} is not a searchable book",
                                   hint="search covers completed books; `status` shows where a pipeline is")
         fts_ids = _full_text(conn, parsed, pool, book_id)
-        ids, blobs, dim = search_store.vectors(conn, app.embedder.name, book_id=book_id)
-    vec_ids: list[int] = []
-    if ids:
-        matrix = np.vstack([embed.from_blob(b, dim) for b in blobs])
-        qvec = app.embedder.embed([query])[0]
-        vec_ids = [ids[row] for row, _score in ranking.top_k(qvec, matrix, pool)]
+    index = app.vector_index
+    index.sync(app.db)
+    qvec = app.embedder.embed([query])[0]
+    with app.db.read() as conn:
+        vec_hits = index.search(conn, qvec, pool, book_id=book_id)
+    vec_ids = [cid for cid, _score in vec_hits]
     fused = ranking.fuse(fts_ids, vec_ids)  # every candidate: an exact match may sit low in both lists
     with app.db.read() as conn:
         details = search_store.chunk_details(conn, [cid for cid, _ in fused])
