@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agentic_pipeline import errors
+from agentic_pipeline.db import fulltext
 from agentic_pipeline.db.schema import books, chapters, chunks
 from agentic_pipeline.ingest import embed, extract
 from agentic_pipeline.library import search
@@ -40,6 +41,7 @@ def _library_book(app, sample: str, *, complete: bool = True) -> int:
                 conn.execute(chunks.insert().values(
                     book_id=book_id, chapter_id=chapter_id, ordinal=ordinal, position=pos, text=text,
                     token_count=emb.count_tokens(text), embedding=embed.to_blob(vec),
+                    search_grams=fulltext.search_grams(text),
                     embedding_model=emb.name, embedding_dim=emb.dim))
                 ordinal += 1
     return book_id

@@ -66,9 +66,10 @@ def chunk_details(conn: sa.Connection, ids: Sequence[int]) -> dict[int, dict[str
     if not ids:
         return {}
     rows = conn.execute(
-        sa.select(chunks.c.id, chunks.c.text, chunks.c.position, books.c.id.label("book_id"),
-                  books.c.title.label("book_title"), books.c.pipeline_id, chapters.c.chapter_index,
-                  chapters.c.title.label("chapter_title"))
+        sa.select(chunks.c.id, chunks.c.text, chunks.c.position, chunks.c.page_start, chunks.c.page_end,
+                  books.c.id.label("book_id"), books.c.title.label("book_title"), books.c.pipeline_id,
+                  chapters.c.chapter_index, chapters.c.title.label("chapter_title"),
+                  chapters.c.path.label("chapter_path"))
         .select_from(chunks.join(books, books.c.id == chunks.c.book_id).join(chapters, chapters.c.id == chunks.c.chapter_id))
         .where(chunks.c.id.in_(list(ids)))
     )
@@ -91,3 +92,4 @@ def is_searchable_book(conn: sa.Connection, book_id: int) -> bool:
     row = conn.execute(sa.select(books.c.id).select_from(books.join(pp, pp.c.id == books.c.pipeline_id))
                        .where(books.c.id == book_id, pp.c.state == "complete")).first()
     return row is not None
+

@@ -17,6 +17,10 @@ from agentic_pipeline.interfaces.cli.context import ID, console, emit, json_opti
 def search_cmd(obj, query: str, pipeline_id: int | None, limit: int, as_json: bool) -> None:
     """Search the library: full text and vector similarity, fused.
 
+    Every word is required (then any of the content words); "quote a phrase"; -word excludes.
+    Chinese and Japanese are found by any run of characters. Each hit leads with its pipeline id,
+    then the book, the chapter path and the PDF pages. Tables of contents and indexes come last.
+    When neither the words nor the meaning match well enough, it says no passage matches.
     Only books that completed the pipeline (approved and embedded) are searched.
     """
     from agentic_pipeline.library import search
@@ -27,7 +31,7 @@ def search_cmd(obj, query: str, pipeline_id: int | None, limit: int, as_json: bo
     def human(rows):
         out = console()
         if not rows:
-            out.print(f"No results for {lit(repr(query))}.")
+            out.print(f"No passage matches {lit(repr(query))}.")
             hint = _why_nothing(app.pipelines.count_by_state())
             if hint:
                 out.print(f"[dim]{hint}[/]")
@@ -35,8 +39,12 @@ def search_cmd(obj, query: str, pipeline_id: int | None, limit: int, as_json: bo
         from agentic_pipeline.escaping import printable
 
         for r in rows:  # the pipeline id leads: it is what status, show, approve and rollback take
+            where = printable(r["chapter_path"] or r["chapter_title"] or "")
+            if r["pages"]:
+                first, last = r["pages"]
+                where += f", p. {first}" if first == last else f", pp. {first}–{last}"
             out.print(f"[bold]{r['pipeline_id']}[/]  [bold]{lit(printable(r['book_title']) or '(untitled)')}[/] — "
-                      f"{lit(printable(r['chapter_title']))} [dim](score {r['score']:.4f})[/]")
+                      f"{lit(where)} [dim](score {r['score']:.4f})[/]")
             out.print(f"   {lit(printable(r['snippet']))}")
 
     emit(results, as_json, human)

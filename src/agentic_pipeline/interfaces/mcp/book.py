@@ -353,6 +353,7 @@ class SearchResults(Closed):
     query: str
     count: int
     results: list[Passage]
+    message: str | None = Field(default=None, description="Set when nothing matches: say so, do not retry blindly.")
 
 
 def search_library(
@@ -363,13 +364,19 @@ def search_library(
 ) -> Annotated[CallToolResult, SearchResults]:
     """Search the library of completed books (full text and meaning, fused).
 
-    Returns passages with the book's pipeline id (what show_book, rollback_book and the other tools
-    take), title, chapter, a snippet and a score. Only books that were approved and embedded are
-    searched. The answer is at most 20 KB.
+    Returns passages led by the book's pipeline id (what show_book, rollback_book and the other tools
+    take), with the title, the chapter path, the PDF pages, a snippet and a score. Only books that were
+    approved and embedded are searched. Quote a phrase ("like this"); a leading minus excludes a word.
+    An empty result carries a message: no passage matches, an answer rather than an error. The
+    answer is at most 20 KB.
     """
     from agentic_pipeline.library import search
 
     found = [answers.compact(r, string=500) for r in call(ctx, search.search, query, limit=limit)]
+    if not found:
+        message = f"{search.NO_MATCH} {query!r} in the completed books"
+        return answers.answer(SearchResults(query=query, count=0, results=[], message=message),
+                              message[0].upper() + message[1:] + ".")
     model, shown = answers.fit_rows(lambda part: SearchResults(query=query, count=len(part), results=part), found)
     top = "; ".join(f"{p.book_title} (pipeline {p.pipeline_id})" for p in model.results[:3])
     return answers.answer(model, f"{shown} passages" + (f", best: {answers.clip(top, 400)}" if top else "") + ".")
