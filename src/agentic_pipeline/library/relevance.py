@@ -32,12 +32,16 @@ _LEADER_ENTRY = re.compile(r"(?:\s?\.){3,}\s*\d{1,4}\b|\s{2,}\d{1,4}\s*$", re.MU
 #: "3.2 Vectors and assignment 8": an optional section number, words without digits, a page number
 _LINE_PAGE = re.compile(r"(\d+(\.\d+)*\.?\s+)?[^\W\d][^\d]{2,80}?\s\d{1,4}")
 _WORD = re.compile(r"\w+")
+_ENDS_IN_NUMBER = re.compile(r"\d\s*$", re.MULTILINE)
 
 
 def is_front_matter(text: str, chapter_title: str | None) -> bool:
     """A table of contents, an index or front matter: by its chapter title or its shape."""
     if chapter_title and _TOC_TITLES.search(chapter_title.strip()):
         return True
+    lines = text.count("\n") + 1
+    if text.count(". .") < 4 and len(_ENDS_IN_NUMBER.findall(text)) < max(6, lines // 2):
+        return False  # the common case, decided without the slower patterns below
     words = len(_WORD.findall(text))
     if words == 0:
         return False
@@ -51,20 +55,25 @@ def is_front_matter(text: str, chapter_title: str | None) -> bool:
     return False
 
 
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
 def script_family(text: str, sample: int = 600) -> str:
     """The dominant writing system of ``text``: latin, cjk, cyrillic, greek, arabic, hebrew or other.
 
     A CJK character counts three letters: it carries about a word, a Latin letter a fraction of one.
+    Only the first ``sample`` characters are read (this runs on every candidate of every query).
     """
-    counts: Counter[str] = Counter()
-    for ch in text[:sample]:
-        if ch.isalpha():
-            s = language.script_of(ch)
-            if s in ("han", "kana", "hangul"):
-                counts["cjk"] += 3
-            else:
-                counts[s] += 1
-    return counts.most_common(1)[0][0] if counts else "other"
+    head = text[:sample]
+    letters = _LETTER.findall(head)
+    n_cjk = len(_CJK.findall(head))
+    if not letters:
+        return "other"
+    if 3 * n_cjk > len(letters) - n_cjk:
+        return "cjk"
+    sampled = Counter(language.script_of(ch) for ch in letters[::4] if not _CJK.match(ch))
+    return sampled.most_common(1)[0][0] if sampled else "other"
 
 
 def keep_vector_hit(query_script: str, text: str) -> bool:

@@ -110,7 +110,7 @@ def _crc_file(path: Path) -> int:
 def _new_graph(dim: int):
     from usearch.index import Index
 
-    return Index(ndim=dim, metric="ip", dtype="f16", connectivity=CONNECTIVITY,
+    return Index(ndim=dim, metric="ip", dtype="i8", connectivity=CONNECTIVITY,
                  expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
 
 
