@@ -82,7 +82,7 @@ def scenario(workdir: Path) -> list[tuple[str, Any]]:
     run("approve", str(first), "--json", shown="approve ID")
     run("reject", str(second), "--reason", "not wanted", "--json", shown="reject ID --reason TEXT")
     run("worker", "--until-empty", record=False)
-    run("search", "river", "--json", shown="search QUERY")
+    run("search", "opening the device", "--json", shown="search QUERY")
     run("strategies", "--json")
     run("retry", str(second), "--json", shown="retry ID")
     run("batch-rollback", "--state", "complete", "--reason", "r", "--json",

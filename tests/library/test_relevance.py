@@ -98,3 +98,37 @@ def test_cli_and_mcp_say_no_passage_matches(db_url, tmp_path):
     out = CliRunner().invoke(cli, ["--db", db_url, "search", "cruellest month"], env=env)
     assert out.exit_code == 0 and out.output.startswith("1. pipeline ")
     # MCP: tests/mcp/test_mcp_server.py checks the message beside the empty result
+
+
+def test_hits_carry_the_pdf_pages_and_the_chapter_path(app):
+    """The PROCESSING stage's rows (stages._chunk_row) through the write path to a search hit."""
+    from agentic_pipeline.db import library_store
+    from agentic_pipeline.ingest import chunking, embed, extract
+    from agentic_pipeline.orchestrator import stages
+    from tests.conftest import SAMPLES
+    from tests.library.test_vector_index import PATH
+
+    for name in ("r-intro.pdf", "romeo-juliet.epub"):
+        book = extract.extract(SAMPLES / "books" / name)
+        by_index = {c.index: c for c in book.chapters}
+        chunks = chunking.chunk_chapters(book.chapters, max_tokens=256, overlap_tokens=0, count_tokens=app.embedder.count_tokens)
+        p = app.pipelines.create(source_path=str(SAMPLES / "books" / name), actor="human:t")
+        prev = PATH[0].__class__("detected")
+        for nxt in PATH:
+            app.pipelines.transition(p.id, nxt, expect=prev, actor="human:t")
+            prev = nxt
+        with app.db.write() as conn:
+            book_id = library_store.replace_book(
+                conn, pipeline_id=p.id, book={"content_hash": name.ljust(64, "x"), "title": name, "source_path": name},
+                chapter_rows=[{"chapter_index": c.index, "title": c.title, "text": c.text, "word_count": c.word_count,
+                               "path": c.path or None} for c in book.chapters],
+                chunk_rows=[stages._chunk_row(c, by_index[c.chapter_index]) for c in chunks], now=app.clock.now())
+            todo = library_store.chunks_without_vectors(conn, book_id, app.embedder.name, limit=10 ** 6)
+            vecs = app.embedder.embed([t for _, t in todo])
+            library_store.set_embeddings(conn, [(cid, embed.to_blob(v)) for (cid, _), v in zip(todo, vecs)],
+                                         model=app.embedder.name, dim=app.embedder.dim)
+    pdf_hit = search.search(app, "Kolmogorov-Smirnov test", limit=3)[0]
+    assert pdf_hit["book_title"] == "r-intro.pdf" and pdf_hit["pages"][0] <= pdf_hit["pages"][1]
+    assert 30 < pdf_hit["pages"][0] < 80
+    epub_hit = search.search(app, "Verona public place", limit=3)[0]
+    assert epub_hit["pages"] is None and epub_hit["chapter_path"].startswith("Act I › SCENE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from typing import Any
 from agentic_pipeline.ingest import text_stats
@@ -14,10 +15,23 @@ class Chapter:
     index: int
     title: str
     text: str
+    #: the chapter's place in the book's hierarchy, "Book One › Chapter VIII" ("" when the title says it all)
+    path: str = ""
+    #: (offset in ``text``, 1-based page) where each page of a PDF begins inside the chapter; () for other formats
+    page_starts: tuple[tuple[int, int], ...] = ()
 
     @property
     def word_count(self) -> int:
         return count_words(self.text)
+
+    def pages(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first and last page of ``text[start:end]`` (None when pages are not known)."""
+        if not self.page_starts:
+            return None
+        offsets = [o for o, _ in self.page_starts]
+        first = self.page_starts[max(0, bisect.bisect_right(offsets, start) - 1)][1]
+        last = self.page_starts[max(0, bisect.bisect_right(offsets, max(start, end - 1)) - 1)][1]
+        return first, last
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,7 +90,9 @@ class ExtractedBook:
                 page_count=meta.get("page_count", 0),
                 isbn=meta.get("isbn"),
             ),
-            chapters=tuple(Chapter(index=c["index"], title=c["title"], text=c["text"]) for c in data["chapters"]),
+            chapters=tuple(Chapter(index=c["index"], title=c["title"], text=c["text"], path=c.get("path") or "",
+                                   page_starts=tuple((int(o), int(n)) for o, n in c.get("page_starts") or ()))
+                           for c in data["chapters"]),
             source_word_count=data["source_word_count"],
             warnings=tuple(data.get("warnings") or ()),
             split_method=data.get("split_method", ""),

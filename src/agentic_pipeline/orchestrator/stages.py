@@ -109,6 +109,7 @@ def processing(app, p) -> Outcome:
         keep_code_whole=bool(strategy.get("keep_code_whole")), keep_tables_whole=bool(strategy.get("keep_tables_whole")),
     )
     meta = book.metadata
+    by_index = {c.index: c for c in book.chapters}
     library = {
         "book": {"content_hash": p.row.get("content_hash") or "", "title": p.row.get("title") or meta.title,
                  "authors": list(meta.authors), "language": _language(meta.language, book.text),
@@ -116,10 +117,9 @@ def processing(app, p) -> Outcome:
                  "source_path": p.source_path, "word_count": book.word_count,
                  "metadata": {"format": meta.format, "split_method": book.split_method},
                  **ocr_columns(book.ocr)},
-        "chapters": [{"chapter_index": c.index, "title": c.title, "text": c.text, "word_count": c.word_count}
-                     for c in book.chapters],
-        "chunks": [{"chapter_index": c.chapter_index, "ordinal": c.ordinal, "position": c.position,
-                    "text": c.text, "token_count": c.token_count} for c in chunks],
+        "chapters": [{"chapter_index": c.index, "title": c.title, "text": c.text, "word_count": c.word_count,
+                      "path": c.path or None} for c in book.chapters],
+        "chunks": [_chunk_row(c, by_index[c.chapter_index]) for c in chunks],
     }
     result = {"chapters": len(book.chapters), "chunks": len(chunks), "split_method": book.split_method,
               "fallback": bool(strategy.get("fallback")), "seconds": round(time.monotonic() - started, 3)}
@@ -203,6 +203,13 @@ ISOLATED = frozenset({State.CLASSIFYING, State.PROCESSING, State.EMBEDDING})
 
 
 # ----------------------------------------------------------------------- helpers
+def _chunk_row(c, chapter) -> dict[str, Any]:
+    """A chunk's library row, with the PDF pages it spans (chapter.pages: None for other formats)."""
+    pages = chapter.pages(c.start, c.end) or (None, None)
+    return {"chapter_index": c.chapter_index, "ordinal": c.ordinal, "position": c.position, "text": c.text,
+            "token_count": c.token_count, "page_start": pages[0], "page_end": pages[1]}
+
+
 def _language(declared: str | None, text: str) -> str | None:
     """The book's language as a primary subtag ("ja", not "ja-JP"): what it declares, else what its text is in
     (PDFs, text and Markdown rarely declare one)."""

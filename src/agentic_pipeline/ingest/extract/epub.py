@@ -10,6 +10,7 @@ at several anchors is cut there; tiny documents (cover, title page) fold into th
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 import unicodedata
@@ -100,7 +101,7 @@ def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
         raise errors.NoTextLayer(f"no text layer: {path.name} holds no text (images only?)", path=str(path))
     full_text = "\n\n".join(texts)
     quality.check_garbage(full_text, path, limits.max_garbage_ratio)
-    built = chapters.build(parts, line_titles=False, words=counts)
+    built = _with_paths(chapters.build(parts, line_titles=False, words=counts), toc, chapters.clean_title(package.title))
     meta = model.Metadata(
         title=chapters.clean_title(metadata.title_or_none(package.title) or package.title) or path.stem,
         authors=metadata.split_authors(package.authors, path=str(path)),
@@ -112,6 +113,24 @@ def _extract(archive: _Archive, limits: Limits) -> model.ExtractedBook:
     )
     method = ("nav" if toc.kind == "nav" else "ncx" if toc.kind == "ncx" else "spine") if len(built) > 1 else "single"
     return model.ExtractedBook(meta, built, source_words, tuple(warnings), method)
+
+
+def _with_paths(built: tuple[model.Chapter, ...], toc: "_Toc", book_title: str = "") -> tuple[model.Chapter, ...]:
+    """Give each chapter its place in the TOC's hierarchy ("Book One › VIII") when it has one.
+
+    Chapters and chapter-level entries are both in reading order (tiny parts were merged away), so
+    each chapter takes the next entry with its title: repeated titles ("VIII" in every book) stay apart.
+    """
+    out, i = [], 0
+    for ch in built:
+        j = next((k for k in range(i, len(toc.paths)) if toc.paths[k][0] == ch.title), None)
+        path = toc.paths[j][1] if j is not None else ""
+        if book_title and path.startswith(book_title + " › "):  # the book's own title heads its nav: no news
+            path = path[len(book_title) + 3:]
+        if j is not None:
+            i = j + 1
+        out.append(dataclasses.replace(ch, path=path) if path and path != ch.title else ch)
+    return tuple(out)
 
 
 def _check_mimetype(archive: _Archive, warnings: list[str]) -> None:
@@ -174,6 +193,14 @@ class _Toc:
         self.level = chapters.pick_level(e[0] for e in entries)
         self.title_of: dict[str, str] = {}
         self.anchors: dict[str, list[tuple[str, str]]] = {}
+        #: (title, "Parent › Title") of every entry, in reading order
+        self.paths: list[tuple[str, str]] = []
+        stack: list[str] = []
+        top = min((e[0] for e in entries), default=0)
+        skip = top + 1 if sum(1 for e in entries if e[0] == top) == 1 else top  # a lone top entry is the book title
+        for level, title, _doc, _fragment in entries:
+            stack = (stack + [""] * level)[:level] + [chapters.clean_title(title)]
+            self.paths.append((stack[-1], " › ".join(t for t in stack[skip:] if t)))
         for level, title, doc, fragment in sorted(entries, key=lambda e: e[0]):
             self.title_of.setdefault(_key(doc), title)
             if level == self.level:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -257,6 +258,7 @@ def _assemble(path, pages, outline, info, warnings, limits, read_by_ocr=None) ->
         [(title, text[start:end]) for title, start, end in spans],
         words=[counter(end) - counter(start) for _, start, end in spans] if counter.exact(text, spans) else None,
     )
+    built = _with_pages(built, text, offsets)
     isbn = metadata.find_isbn_on_copyright_page(pages[:ISBN_PAGES])
     meta = model.Metadata(
         title=chapters.clean_title(info.get("title")) or path.stem,
@@ -274,6 +276,26 @@ def _assemble(path, pages, outline, info, warnings, limits, read_by_ocr=None) ->
         split_method=method if len(built) > 1 else "single",
         ocr=read_by_ocr if read_by_ocr and read_by_ocr.get("pages") else None,
     )
+
+
+def _with_pages(built: tuple[model.Chapter, ...], text: str, offsets: list[int]) -> tuple[model.Chapter, ...]:
+    """Record where each page begins inside each chapter, so a chunk can name its pages.
+
+    A chapter's text is a stretch of the book text (trimmed; tiny parts joined with a blank line,
+    as pages are), so it is found from where the previous one ended and the page offsets shifted.
+    """
+    out, cursor = [], 0
+    for ch in built:
+        start = text.find(ch.text[:200], cursor)
+        if start < 0:
+            out.append(ch)
+            continue
+        first = bisect.bisect_right(offsets, start) - 1
+        marks = [(0, first + 1)] + [(offsets[p] - start, p + 1) for p in range(first + 1, len(offsets))
+                                    if offsets[p] < start + len(ch.text)]
+        out.append(dataclasses.replace(ch, page_starts=tuple(marks)))
+        cursor = start + max(1, len(ch.text) // 2)
+    return tuple(out)
 
 
 class _WordsBefore:
