@@ -213,3 +213,20 @@ def test_index_recall_against_exact_search(index_app):
             got = index.search(conn, q, 10)
             hits += sum(score >= kth - 1e-6 for _, score in got)
     assert hits / (10 * len(mat[::17])) >= 0.95
+
+
+def test_identical_vectors_share_one_node_and_outlive_one_of_their_copies(file_index_app):
+    """A book copied (or boilerplate shared by books): one graph node per distinct vector, every copy found."""
+    app = file_index_app
+    pid, first = add_book(app, "first", texts_about("glacier"))
+    _, second = add_book(app, "second", texts_about("glacier"))
+    _, third = add_book(app, "third", texts_about("violin"))
+    assert vector_book_ids(app, "glacier a long passage") >= {first, second}
+    snap = app.vector_index._snap
+    assert snap.rows == 18 and len(snap.graph) == 12  # the copies share their nodes
+    with app.db.write() as conn:
+        library_store.delete_book(conn, pid)
+    found = vector_book_ids(app, "glacier a long passage")
+    assert second in found and first not in found
+    assert len(app.vector_index._snap.graph) == 12 and app.vector_index._snap.rows == 12
+    del third

@@ -74,6 +74,25 @@ def exact_vectors(conn: sa.Connection, ids: Sequence[int], model: str, *,
     return _matrix(conn.execute(sql, params).all())
 
 
+def raw_vectors(conn: sa.Connection, ids: Sequence[int], model: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float32 matrix) of the given chunks embedded with ``model``, whatever their book's state."""
+    if not len(ids):
+        return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
+    sql = sa.text("SELECT id, embedding, embedding_dim FROM chunks WHERE id IN :ids AND embedding_model = :m "
+                  "AND embedding IS NOT NULL").bindparams(sa.bindparam("ids", expanding=True))
+    return _matrix(conn.execute(sql, {"ids": [int(i) for i in ids], "m": model}).all())
+
+
+def searchable(conn: sa.Connection, ids: Sequence[int]) -> set[int]:
+    """The given chunk ids whose book's pipeline is COMPLETE."""
+    if not ids:
+        return set()
+    sql = sa.text("SELECT c.id FROM chunks c JOIN books b ON b.id = c.book_id JOIN processing_pipelines p "
+                  "ON p.id = b.pipeline_id WHERE c.id IN :ids AND p.state = 'complete'"
+                  ).bindparams(sa.bindparam("ids", expanding=True))
+    return {r[0] for r in conn.execute(sql, {"ids": [int(i) for i in ids]})}
+
+
 def book_vectors(conn: sa.Connection, book_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 matrix) of one searchable book's chunks embedded with ``model``."""
     rows = conn.execute(sa.text(

@@ -98,10 +98,10 @@ def boost_exact(fused: Sequence[tuple[Id, float]], texts: Mapping[Id, str], quer
     phrase = _SPACES.sub(" ", query.strip().lower())
     out = []
     for item, score in fused:
-        text = _SPACES.sub(" ", (texts.get(item) or "").lower())
+        text = " ".join((texts.get(item) or "").lower().split())  # str.split: several times faster than a regex
         if phrase in text:
             score += PHRASE_BONUS
-        elif set(words) <= set(_WORDS.findall(text)):
+        elif all(w in text for w in words) and set(words) <= set(_WORDS.findall(text)):  # substrings first: cheap
             score += ALL_TERMS_BONUS
         out.append((item, score))
     out.sort(key=lambda pair: -pair[1])  # stable: ties keep the fused order

@@ -17,9 +17,6 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
-
-from agentic_pipeline.ingest import language
 
 #: best vector cosine needed when full text found nothing (calibrated above; docs/embedding.md)
 VECTOR_FLOOR = 0.55
@@ -55,25 +52,26 @@ def is_front_matter(text: str, chapter_title: str | None) -> bool:
     return False
 
 
-_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_LETTER = re.compile(r"[^\W\d_]")
+_SCRIPTS = {
+    "cjk": re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]"),
+    "latin": re.compile("[A-Za-z\u00c0-\u024f]"),
+    "cyrillic": re.compile("[\u0400-\u052f]"),
+    "greek": re.compile("[\u0370-\u03ff]"),
+    "arabic": re.compile("[\u0600-\u06ff]"),
+    "hebrew": re.compile("[\u0590-\u05ff]"),
+}
 
 
 def script_family(text: str, sample: int = 600) -> str:
     """The dominant writing system of ``text``: latin, cjk, cyrillic, greek, arabic, hebrew or other.
 
     A CJK character counts three letters: it carries about a word, a Latin letter a fraction of one.
-    Only the first ``sample`` characters are read (this runs on every candidate of every query).
+    Only the first ``sample`` characters are read (this runs on every vector-only candidate).
     """
     head = text[:sample]
-    letters = _LETTER.findall(head)
-    n_cjk = len(_CJK.findall(head))
-    if not letters:
-        return "other"
-    if 3 * n_cjk > len(letters) - n_cjk:
-        return "cjk"
-    sampled = Counter(language.script_of(ch) for ch in letters[::4] if not _CJK.match(ch))
-    return sampled.most_common(1)[0][0] if sampled else "other"
+    counts = {name: len(rx.findall(head)) * (3 if name == "cjk" else 1) for name, rx in _SCRIPTS.items()}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else "other"
 
 
 def keep_vector_hit(query_script: str, text: str) -> bool:
