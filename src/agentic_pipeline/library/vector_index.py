@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 #: a catch-up touching more than this fraction of the index rebuilds it instead
 REBUILD_FRACTION = 0.5
 #: HNSW parameters (docs/embedding.md): neighbours per node, breadth while adding and while searching
-CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 256
+CONNECTIVITY, EXPANSION_ADD, EXPANSION_SEARCH = 16, 128, 1000
+#: scalar type of the stored vectors in the graph (candidates only: scores come from the database)
+DTYPE = "i8"
 #: graph candidates re-ranked exactly per query (at least; more when more results are asked)
 CANDIDATES = 100
 
@@ -136,7 +138,7 @@ def _crc_file(path: Path) -> int:
 def _new_graph(dim: int):
     from usearch.index import Index
 
-    return Index(ndim=dim, metric="ip", dtype="i8", connectivity=CONNECTIVITY,
+    return Index(ndim=dim, metric="ip", dtype=DTYPE, connectivity=CONNECTIVITY,
                  expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
 
 
