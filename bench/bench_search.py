@@ -191,14 +191,14 @@ def warm_queries(app, queries: list[str], rounds: int = 3) -> list[float]:
 
 
 def cli_cold(url: str, query: str | None, data_dir: Path, runs: int = 3) -> tuple[float, float]:
-    """(median seconds, max RSS MB) of ``agentic-pipeline search`` (``status`` without a query) in a fresh process."""
+    """(median seconds, max RSS MB) of ``agentic-pipeline search`` (``health`` without a query) in a fresh process."""
     exe = str(Path(sys.executable).parent / "agentic-pipeline")
     env = {**os.environ, "AGENTIC_PIPELINE_DATA_DIR": str(data_dir)}
     times, rss = [], 0.0
     for _ in range(runs):
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         t = time.perf_counter()
-        args = ["search", query, "--json"] if query else ["status", "--json"]
+        args = ["search", query, "--json"] if query else ["health", "--json"]
         out = subprocess.run([exe, "--db", url, *args], capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - t)
         if out.returncode != 0:
@@ -386,7 +386,7 @@ def scale(names: tuple[str, ...], sizes: tuple[int, ...]) -> list[dict]:
                 cold, rss = cli_cold(url, "whale ship captain harpoon", app.settings.data_dir)
                 base, _ = cli_cold(url, None, app.settings.data_dir)
                 rows.append(_row(f"CLI search cold, {label}", cold, "s", base, "fresh process, median of 3; baseline: "
-                                 "`status --json` cold on the same database (start-up and imports on this machine now)"))
+                                 "`health --json` cold on the same database (start-up and imports on this machine now)"))
                 rows.append(_row(f"CLI search peak memory, {label}", rss, "MB", None, "max RSS of the CLI process"))
                 rows.append(_row(f"index recall@10 vs exact, {label}", index_recall(app, books), "", None,
                                  f"{app.vector_index.kind}, tie-aware (copied books tie exactly)"))
