@@ -93,6 +93,21 @@ class Query:
             return None  # stop words alone stay strict: any of them would match nearly every chunk
         return Query(tuple(keep) + self.negative)
 
+    def indexed(self) -> "Query":
+        """What the full-text index is asked: lone stop words dropped when a content word remains.
+
+        A stop word filters almost nothing (nearly every chunk has "the") but costs the most: BM25
+        reads a term's whole posting list for its document frequency (at 220,000 chunks, 110 ms for
+        "the" against 0.6 ms without ranking). Phrases keep their stop words.
+        """
+        if all(c.is_stop for c in self.positive):
+            return self
+        return Query(tuple(c for c in self.clauses if c.negated or not c.is_stop))
+
+    @property
+    def only_stop_words(self) -> bool:
+        return bool(self.positive) and all(c.is_stop for c in self.positive)
+
     @property
     def terms(self) -> list[str]:
         """Every positive word (for snippets and the exact-match boost)."""

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import sqlalchemy as sa
 
+from agentic_pipeline.db import search_store
 from agentic_pipeline.db.schema import chunks, vector_log
 
 BATCH = 20_000
@@ -65,13 +66,11 @@ def exact_vectors(conn: sa.Connection, ids: Sequence[int], model: str, *,
     """
     if not len(ids):
         return np.empty(0, dtype=np.int64), np.empty((0, 0), dtype=np.float32)
-    params: dict[str, Any] = {"m": model, "ids": [int(i) for i in ids], "b": book_id}
-    sql = sa.text(
-        "SELECT c.id, c.embedding, c.embedding_dim FROM chunks c JOIN books b ON b.id = c.book_id "
-        "JOIN processing_pipelines p ON p.id = b.pipeline_id WHERE c.id IN :ids AND p.state = 'complete' "
-        "AND c.embedding_model = :m AND c.embedding IS NOT NULL" + (" AND c.book_id = :b" if book_id is not None else "")
-    ).bindparams(sa.bindparam("ids", expanding=True))
-    return _matrix(conn.execute(sql, params).all())
+    sql = sa.text("SELECT id, embedding, embedding_dim, book_id FROM chunks WHERE id IN :ids AND embedding_model = :m "
+                  "AND embedding IS NOT NULL").bindparams(sa.bindparam("ids", expanding=True))
+    rows = conn.execute(sql, {"ids": [int(i) for i in ids], "m": model}).all()
+    ok = search_store.complete_books(conn, {r[3] for r in rows})
+    return _matrix([r for r in rows if r[3] in ok and (book_id is None or r[3] == book_id)])
 
 
 def raw_vectors(conn: sa.Connection, ids: Sequence[int], model: str) -> tuple[np.ndarray, np.ndarray]:
@@ -87,18 +86,19 @@ def searchable(conn: sa.Connection, ids: Sequence[int]) -> set[int]:
     """The given chunk ids whose book's pipeline is COMPLETE."""
     if not ids:
         return set()
-    sql = sa.text("SELECT c.id FROM chunks c JOIN books b ON b.id = c.book_id JOIN processing_pipelines p "
-                  "ON p.id = b.pipeline_id WHERE c.id IN :ids AND p.state = 'complete'"
-                  ).bindparams(sa.bindparam("ids", expanding=True))
-    return {r[0] for r in conn.execute(sql, {"ids": [int(i) for i in ids]})}
+    sql = sa.text("SELECT id, book_id FROM chunks WHERE id IN :ids").bindparams(sa.bindparam("ids", expanding=True))
+    rows = conn.execute(sql, {"ids": [int(i) for i in ids]}).all()
+    ok = search_store.complete_books(conn, {r[1] for r in rows})
+    return {r[0] for r in rows if r[1] in ok}
 
 
 def book_vectors(conn: sa.Connection, book_id: int, model: str) -> tuple[np.ndarray, np.ndarray]:
     """(ids, float32 matrix) of one searchable book's chunks embedded with ``model``."""
+    if book_id not in search_store.complete_books(conn, {book_id}):
+        return _matrix([])
     rows = conn.execute(sa.text(
-        "SELECT c.id, c.embedding, c.embedding_dim FROM chunks c JOIN books b ON b.id = c.book_id "
-        "JOIN processing_pipelines p ON p.id = b.pipeline_id WHERE c.book_id = :b AND p.state = 'complete' "
-        "AND c.embedding_model = :m AND c.embedding IS NOT NULL ORDER BY c.id"), {"b": book_id, "m": model}).all()
+        "SELECT id, embedding, embedding_dim FROM chunks WHERE book_id = :b AND embedding_model = :m "
+        "AND embedding IS NOT NULL ORDER BY id"), {"b": book_id, "m": model}).all()
     return _matrix(rows)
 
 
