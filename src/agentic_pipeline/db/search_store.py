@@ -22,18 +22,23 @@ def _searchable(book_id: int | None):
 
 #: full-text matches ranked per query at most: a common word must not make a query score the whole library
 FTS_CANDIDATES = 2000
+#: up to this many chunks, stop words stay in the full-text query (ranking them costs little there, and
+#: dropping them moved one gold query from rank 1 to 2); beyond it they go (``fulltext.Query.indexed``)
+STOP_WORDS_KEPT_UP_TO = 50_000
 
 
 def fts_ranked(conn: sa.Connection, query: fulltext.Query, *, limit: int, book_id: int | None = None,
                any_of: bool = False) -> list[tuple[int, float]]:
     """(chunk id, score) best first: BM25 (SQLite FTS5) or ts_rank over the stored tsvector (PostgreSQL).
 
-    All clauses are required unless ``any_of``; lone stop words are dropped when a content word remains
-    (``Query.indexed``). At most ``FTS_CANDIDATES`` matches are ranked (the first ones the index
+    All clauses are required unless ``any_of``; in a library of more than ``STOP_WORDS_KEPT_UP_TO``
+    chunks (the highest chunk id: one primary-key lookup) lone stop words are dropped when a content
+    word remains (``Query.indexed``). At most ``FTS_CANDIDATES`` matches are ranked (the first ones the index
     yields), so the cost is bounded whatever the words; only COMPLETE books count. On SQLite a query
     of stop words only is not ranked: BM25 would read their whole posting lists, and any order is as good.
     """
-    query = query.indexed()
+    if (conn.execute(sa.select(sa.func.max(chunks.c.id))).scalar() or 0) > STOP_WORDS_KEPT_UP_TO:
+        query = query.indexed()
     if conn.dialect.name == "sqlite":
         match = fulltext.fts5_match(query, any_of=any_of)
         if match is None:
