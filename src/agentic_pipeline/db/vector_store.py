@@ -13,7 +13,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from agentic_pipeline.db import search_store
-from agentic_pipeline.db.schema import chunks, vector_log
+from agentic_pipeline.db.schema import vector_log
 
 BATCH = 20_000
 
