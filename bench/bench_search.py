@@ -284,7 +284,7 @@ def gold(engine_url_factory) -> list[dict]:
             firsts = []
             for q in queries:
                 results = search.search(app, q.query, limit=100)
-                first = next((i for i, r in enumerate(results, 1) if stems.get(r["book_id"]) == q.book
+                first = next((i for i, r in enumerate(results, 1) if stems.get(r["library_book_id"]) == q.book
                               and q.chapter.lower() in (r["chapter_title"] or "").lower()
                               and q.index in (None, r["chapter_index"])), 0)
                 firsts.append(first)

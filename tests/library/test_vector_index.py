@@ -140,7 +140,7 @@ def test_built_from_the_database_and_caught_up_with_another_processs_book(index_
     assert comet in vector_book_ids(app, "comet")  # the same, long-running index object caught up
     assert app.vector_index.last_sync["action"] == "caught up 1 books"
     results = search.search(app, "comet", limit=5)
-    assert results and all(r["book_id"] == comet for r in results)
+    assert results and all(r["library_book_id"] == comet for r in results)
 
 
 def test_forgets_a_rolled_back_book(index_app):
