@@ -61,7 +61,7 @@ class App:
     def vector_index(self):
         """The vector index (library.vector_index), opened on first use and kept: long-running processes load it once."""
         if self._vector_index is None:
-            from agentic_pipeline.library import vector_index
+            from agentic_pipeline.library import vector_index  # lazy: it imports numpy and usearch; only search pays for them
 
             self._vector_index = vector_index.open_index(self.db, self.settings, self.embedder)
         return self._vector_index

@@ -44,6 +44,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 import sqlalchemy as sa
 
+from agentic_pipeline import errors
 from agentic_pipeline.db import vector_store
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def _crc_file(path: Path) -> int:
 
 
 def _new_graph(dim: int):
-    from usearch.index import Index
+    from usearch.index import Index  # lazy: the native library loads only when a graph is built or read
 
     return Index(ndim=dim, metric="ip", dtype=DTYPE, connectivity=CONNECTIVITY,
                  expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
@@ -185,7 +186,7 @@ class Store:
             if n:
                 if graph_path.stat().st_size != h["graph_size"] or _crc_file(graph_path) != h["crc_graph"]:
                     return None
-                from usearch.index import Index
+                from usearch.index import Index  # lazy: the native library loads only when a graph is built or read
 
                 graph = Index.restore(str(graph_path), view=view)
                 if graph is None or graph.ndim != int(h["dim"]):
@@ -410,8 +411,6 @@ def open_index(db, settings, embedder, *, view: bool = True) -> VectorIndex:
     """The index for this database and embedder: pgvector's HNSW when the server has it, else usearch files."""
     choice = settings.vector_index
     if choice not in ("auto", "pgvector", "files"):
-        from agentic_pipeline import errors
-
         raise errors.ConfigError(f"invalid value for setting vector_index: {choice!r} (auto, pgvector or files)")
     if db.is_postgres and choice in ("auto", "pgvector"):
         with db.read() as conn:
@@ -419,8 +418,6 @@ def open_index(db, settings, embedder, *, view: bool = True) -> VectorIndex:
         if has:
             return PgVectorIndex(embedder.name, embedder.dim)
         if choice == "pgvector":
-            from agentic_pipeline import errors
-
             raise errors.ConfigError("vector_index = pgvector, but this PostgreSQL server has no `vector` extension",
                                      hint="install pgvector on the server, or set vector_index = auto")
     return HnswIndex(index_folder(settings.db_url, settings.data_dir), embedder.name, embedder.dim, view=view)
